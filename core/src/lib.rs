@@ -1,0 +1,3 @@
+//! Strata's sans-IO core: the deterministic state machines (replicated log, groups,
+//! transactions, request handling) that the runtime and the simulator drive.
+//! Nothing here touches a socket, a file, a clock or a thread.

@@ -1,0 +1,1 @@
+//! Property tests of the codec and state machines live in `tests/`.
