@@ -10,6 +10,8 @@
 pub mod codec;
 pub mod messages;
 pub mod records;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 #[cfg(feature = "sample")]
 pub mod sample;
 
