@@ -1,0 +1,39 @@
+//! ApiVersions: the apis and versions this broker serves. Only implemented apis
+//! are advertised, each at the versions its handler supports.
+
+use strata_proto::messages::api_versions_response::ApiVersion;
+use strata_proto::messages::ApiVersionsResponse;
+use strata_proto::{ApiKey, ResponseBody};
+
+use crate::error_code as ec;
+
+/// The apis served, with the version range served (within the codec's range).
+pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {
+    [ApiKey::Produce, ApiKey::Fetch, ApiKey::ListOffsets, ApiKey::Metadata, ApiKey::ApiVersions, ApiKey::InitProducerId]
+        .into_iter()
+        .map(|k| {
+            let (lo, hi) = k.versions();
+            (k, lo, hi)
+        })
+        .collect()
+}
+
+fn api_list() -> Vec<ApiVersion> {
+    supported_apis()
+        .into_iter()
+        .map(|(k, lo, hi)| ApiVersion { api_key: k as i16, min_version: lo, max_version: hi })
+        .collect()
+}
+
+/// The response to a decodable ApiVersions request.
+pub(crate) fn respond(_version: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse { error_code: ec::NONE, api_keys: api_list(), throttle_time_ms: 0, ..Default::default() }
+}
+
+/// The answer to an ApiVersions request of a version we do not know: Kafka
+/// replies UNSUPPORTED_VERSION with its api list, encoded as version 0, so the
+/// client can retry with a version both sides speak.
+pub fn api_versions_fallback() -> (i16, ResponseBody) {
+    let body = ApiVersionsResponse { error_code: ec::UNSUPPORTED_VERSION, api_keys: api_list(), ..Default::default() };
+    (0, ResponseBody::ApiVersions(body))
+}

@@ -1,0 +1,263 @@
+//! The produce path after validation: batches wait in the open object; a flush
+//! lays the object out partition by partition, writes it, then proposes its
+//! commit. Commits are proposed in flush order so an idempotent producer's
+//! batches reach the apply in the order it sent them.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use strata_proto::messages::ProduceResponse;
+use strata_proto::Uuid;
+
+use super::{respond, Broker, Proposal, ReqInfo, ReqKey, TIMER_FLUSH};
+use crate::error_code as ec;
+use crate::io::{Output, WriteId};
+use crate::log::apply::BatchOutcome;
+use crate::log::commit::{BatchEntry, Commit, CommitBody, PartitionEntry};
+use crate::object::format::{write_footer, FooterRow};
+
+/// Where a batch's verdict goes: a partition of a waiting produce request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waiter {
+    pub req: ReqKey,
+    pub topic: usize,
+    pub partition: usize,
+}
+
+/// A batch waiting in the open object.
+#[derive(Debug)]
+struct OpenBatch {
+    data: Bytes,
+    entry: BatchEntry,
+    waiter: Option<Waiter>,
+}
+
+/// A produce request waiting for its partitions' verdicts.
+#[derive(Debug)]
+pub(crate) struct PendingProduce {
+    pub info: ReqInfo,
+    pub response: ProduceResponse,
+    /// Batches still waiting, per (topic, partition) index of the response.
+    pub waiting: BTreeMap<(usize, usize), u32>,
+}
+
+/// An object on its way: being written, then committed.
+#[derive(Debug)]
+struct Flush {
+    write: WriteId,
+    key: String,
+    size: u64,
+    written: bool,
+    proposed: bool,
+    entries: Vec<PartitionEntry>,
+    waiters: Vec<Vec<Option<Waiter>>>,
+    bytes: Bytes,
+}
+
+/// Open object, flushes in flight, and waiting produce requests.
+#[derive(Debug, Default)]
+pub(crate) struct Flusher {
+    open: BTreeMap<(Uuid, i32), Vec<OpenBatch>>,
+    open_bytes: usize,
+    open_since: Option<u64>,
+    flushes: BTreeMap<u64, Flush>,
+    next_flush: u64,
+    pub pending: BTreeMap<ReqKey, PendingProduce>,
+    /// Recently committed objects of ours, served to fetches from memory.
+    recent: VecDeque<(String, Bytes)>,
+    recent_bytes: usize,
+}
+
+impl Flusher {
+    /// An own object still in memory, by key.
+    pub fn recent_object(&self, key: &str) -> Option<&Bytes> {
+        self.recent.iter().find(|(k, _)| k == key).map(|(_, b)| b)
+    }
+}
+
+impl Broker {
+    /// Adds a validated batch to the open object.
+    pub(crate) fn buffer_batch(&mut self, topic_id: Uuid, partition: i32, data: Bytes, entry: BatchEntry, waiter: Option<Waiter>, out: &mut Vec<Output>) {
+        let f = &mut self.flush;
+        f.open_bytes += data.len();
+        f.open.entry((topic_id, partition)).or_default().push(OpenBatch { data, entry, waiter });
+        if f.open_since.is_none() {
+            f.open_since = Some(self.now_ms);
+            out.push(Output::SetTimer { timer: TIMER_FLUSH, at_ms: self.now_ms + self.cfg.flush_ms });
+        }
+    }
+
+    /// Flushes if the open object is big enough.
+    pub(crate) fn maybe_flush(&mut self, out: &mut Vec<Output>) {
+        if self.flush.open_bytes >= self.cfg.flush_bytes {
+            self.flush_now(out);
+        }
+    }
+
+    pub(crate) fn on_flush_timer(&mut self, out: &mut Vec<Output>) {
+        match self.flush.open_since {
+            Some(since) if self.now_ms >= since + self.cfg.flush_ms => self.flush_now(out),
+            // A size flush happened since the timer was set; a newer timer is due.
+            Some(since) => out.push(Output::SetTimer { timer: TIMER_FLUSH, at_ms: since + self.cfg.flush_ms }),
+            None => {}
+        }
+    }
+
+    /// Writes the open object now (also used at shutdown).
+    pub fn flush_now(&mut self, out: &mut Vec<Output>) {
+        if self.flush.open.is_empty() {
+            return;
+        }
+        let open = std::mem::take(&mut self.flush.open);
+        let size_hint = self.flush.open_bytes;
+        self.flush.open_bytes = 0;
+        self.flush.open_since = None;
+
+        let mut bytes = BytesMut::with_capacity(size_hint + 64 * (open.len() + 1));
+        let mut entries = Vec::with_capacity(open.len());
+        let mut waiters = Vec::with_capacity(open.len());
+        let mut rows = Vec::with_capacity(open.len());
+        for ((topic_id, partition), batches) in open {
+            let start = bytes.len() as u64;
+            let mut entry = PartitionEntry { topic_id, partition, batches: Vec::with_capacity(batches.len()) };
+            let mut ws = Vec::with_capacity(batches.len());
+            let mut row = FooterRow { topic_id, partition, position: start, length: 0, record_count: 0, batch_count: 0, max_timestamp: -1 };
+            for b in batches {
+                let mut e = b.entry;
+                e.position = bytes.len() as u64;
+                bytes.extend_from_slice(&b.data);
+                row.record_count += u64::from(e.record_count);
+                row.batch_count += 1;
+                row.max_timestamp = row.max_timestamp.max(e.max_timestamp);
+                entry.batches.push(e);
+                ws.push(b.waiter);
+            }
+            row.length = bytes.len() as u64 - start;
+            rows.push(row);
+            entries.push(entry);
+            waiters.push(ws);
+        }
+        write_footer(&mut bytes, &rows);
+        let bytes = bytes.freeze();
+        let id = self.flush.next_flush;
+        self.flush.next_flush += 1;
+        let write = self.next_write();
+        let key = object_key(self.cfg.node_id, self.cfg.incarnation, id);
+        out.push(Output::WriteObject { write, key: key.clone(), bytes: bytes.clone() });
+        self.flush.flushes.insert(id, Flush { write, key, size: bytes.len() as u64, written: false, proposed: false, entries, waiters, bytes });
+    }
+
+    pub(crate) fn on_object_written(&mut self, write: WriteId, result: Result<(), String>, out: &mut Vec<Output>) {
+        let Some((&id, _)) = self.flush.flushes.iter().find(|(_, f)| f.write == write) else { return };
+        match result {
+            Ok(()) => {
+                if let Some(f) = self.flush.flushes.get_mut(&id) {
+                    f.written = true;
+                }
+            }
+            Err(_) => self.fail_flush(id, ec::KAFKA_STORAGE_ERROR, out),
+        }
+        self.propose_written_in_order(out);
+    }
+
+    /// Proposes the commits of written objects at the head of the flush order.
+    fn propose_written_in_order(&mut self, out: &mut Vec<Output>) {
+        loop {
+            let Some((&id, f)) = self.flush.flushes.iter_mut().find(|(_, f)| !f.proposed) else { return };
+            if !f.written {
+                return;
+            }
+            f.proposed = true;
+            let body = CommitBody::Object { key: f.key.clone(), size: f.size, partitions: std::mem::take(&mut f.entries) };
+            self.propose(body, Proposal::Object(id), out);
+        }
+    }
+
+    /// Fails every request waiting on flush `id` with `error`.
+    pub(crate) fn fail_flush(&mut self, id: u64, error: i16, out: &mut Vec<Output>) {
+        let Some(f) = self.flush.flushes.remove(&id) else { return };
+        for ws in f.waiters {
+            for w in ws.into_iter().flatten() {
+                self.settle(w, Err(error), out);
+            }
+        }
+        self.propose_written_in_order(out);
+    }
+
+    pub(crate) fn on_object_applied(&mut self, id: u64, _commit: &Commit, outcomes: Vec<Vec<BatchOutcome>>, out: &mut Vec<Output>) {
+        let Some(f) = self.flush.flushes.remove(&id) else { return };
+        for (ws, os) in f.waiters.into_iter().zip(outcomes) {
+            for (w, o) in ws.into_iter().zip(os) {
+                let Some(w) = w else { continue };
+                let verdict = match o {
+                    BatchOutcome::Appended { base_offset } | BatchOutcome::Duplicate { base_offset } => Ok(base_offset),
+                    BatchOutcome::Rejected { error } => Err(error),
+                };
+                self.settle(w, verdict, out);
+            }
+        }
+        // Keep the object in memory for tail reads, bounded by bytes.
+        let limit = self.cfg.recent_object_bytes;
+        if f.bytes.len() <= limit {
+            self.flush.recent_bytes += f.bytes.len();
+            self.flush.recent.push_back((f.key, f.bytes));
+            while self.flush.recent_bytes > limit {
+                match self.flush.recent.pop_front() {
+                    Some((_, b)) => self.flush.recent_bytes -= b.len(),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Records one batch's verdict; answers the request when it has them all.
+    fn settle(&mut self, w: Waiter, verdict: Result<i64, i16>, out: &mut Vec<Output>) {
+        let Some(p) = self.flush.pending.get_mut(&w.req) else { return };
+        if let Some(part) = p.response.responses.get_mut(w.topic).and_then(|t| t.partition_responses.get_mut(w.partition)) {
+            match verdict {
+                Ok(base) => {
+                    if part.error_code == ec::NONE && (part.base_offset < 0 || base < part.base_offset) {
+                        part.base_offset = base;
+                    }
+                }
+                Err(error) => {
+                    part.error_code = error;
+                    part.base_offset = -1;
+                }
+            }
+        }
+        if let Some(n) = p.waiting.get_mut(&(w.topic, w.partition)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                p.waiting.remove(&(w.topic, w.partition));
+            }
+        }
+        if p.waiting.is_empty() {
+            if let Some(p) = self.flush.pending.remove(&w.req) {
+                self.finish_produce(p, out);
+            }
+        }
+    }
+
+    /// Fills log start offsets and sends a produce response.
+    pub(crate) fn finish_produce(&mut self, mut p: PendingProduce, out: &mut Vec<Output>) {
+        for t in &mut p.response.responses {
+            for part in &mut t.partition_responses {
+                let start = if p.info.api_version >= 13 {
+                    self.log.topic_by_id(&t.topic_id).and_then(|tp| usize::try_from(part.index).ok().and_then(|i| tp.partitions.get(i)))
+                } else {
+                    self.log.partition(&t.name, part.index)
+                }
+                .map(|pp| pp.log_start);
+                part.log_start_offset = if part.error_code == ec::NONE { start.unwrap_or(-1) } else { -1 };
+            }
+        }
+        respond(out, &p.info, p.response);
+    }
+}
+
+/// The object-store key of flush `id`: spread over 256 prefixes.
+pub(crate) fn object_key(node: i32, incarnation: u64, id: u64) -> String {
+    let h = (incarnation ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 56;
+    format!("objects/{h:02x}/{node}-{incarnation:016x}-{id:010}")
+}

@@ -1,0 +1,299 @@
+//! One broker's brain: takes [`Input`]s, returns [`Output`]s. Request handlers
+//! live one per file; the replicated state lives in [`crate::log`].
+
+mod api_versions;
+mod fetch;
+mod flush;
+mod metadata;
+mod offsets;
+mod produce;
+mod producer_id;
+
+use std::collections::BTreeMap;
+
+use strata_proto::codec::header::RequestHeader;
+use strata_proto::{RequestBody, ResponseBody};
+
+use crate::io::{AppendId, AppendResult, ConnId, Input, Output, ReadId, TimerId, WriteId};
+use crate::log::apply::{apply, Applied};
+use crate::log::commit::{Commit, CommitBody, Origin};
+use crate::log::state::LogState;
+
+pub use api_versions::{api_versions_fallback, supported_apis};
+
+/// A broker's static settings (flags and environment of `strata serve`).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// This broker's node id.
+    pub node_id: i32,
+    /// The cluster id reported in Metadata.
+    pub cluster_id: String,
+    /// Host clients should connect to.
+    pub advertised_host: String,
+    /// Port clients should connect to.
+    pub advertised_port: i32,
+    /// Rack, if any.
+    pub rack: Option<String>,
+    /// Flush the open object once it holds this many bytes.
+    pub flush_bytes: usize,
+    /// Flush the open object this long after its first batch arrived.
+    pub flush_ms: u64,
+    /// Create unknown topics on Metadata requests that allow it.
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics with -1.
+    pub default_partitions: u32,
+    /// Largest record batch accepted (Kafka's message.max.bytes).
+    pub message_max_bytes: usize,
+    /// Cap on a batch's decompressed size when it must be decompressed.
+    pub max_decompressed_bytes: usize,
+    /// How long a produce waits for an append whose outcome is unknown.
+    pub request_timeout_ms: u64,
+    /// Random, drawn at start: tells this run's commits from earlier runs'.
+    pub incarnation: u64,
+    /// Bytes of this broker's recent objects kept in memory for tail fetches.
+    pub recent_object_bytes: usize,
+}
+
+impl BrokerConfig {
+    /// Settings for tests: node 1 on localhost:9092, small flushes.
+    pub fn for_tests() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            cluster_id: "strata-test".into(),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            rack: None,
+            flush_bytes: 1 << 20,
+            flush_ms: 5,
+            auto_create_topics: true,
+            default_partitions: 1,
+            message_max_bytes: 1_048_588,
+            max_decompressed_bytes: 64 << 20,
+            request_timeout_ms: 30_000,
+            incarnation: 7,
+            recent_object_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Identifies a request: its connection and number on that connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ReqKey {
+    pub conn: ConnId,
+    pub request: u64,
+}
+
+/// A request being answered later, with what the response needs.
+#[derive(Debug, Clone)]
+pub(crate) struct ReqInfo {
+    pub key: ReqKey,
+    pub correlation_id: i32,
+    pub api_version: i16,
+}
+
+/// What a proposed commit is for, so its apply can answer the right request.
+#[derive(Debug)]
+pub(crate) enum Proposal {
+    /// An object commit: the flush it came from.
+    Object(u64),
+    /// A producer-id allocation for a request.
+    ProducerId(ReqInfo),
+    /// Topics to create for a Metadata request (auto-create), then answer it.
+    AutoCreate(metadata::PendingMetadata),
+}
+
+/// A broker's core state machine.
+pub struct Broker {
+    pub(crate) cfg: BrokerConfig,
+    pub(crate) log: LogState,
+    pub(crate) now_ms: u64,
+    next_id: u64,
+    next_commit_seq: u64,
+    /// Commits proposed and not yet applied, by origin seq.
+    pub(crate) proposals: BTreeMap<u64, Proposal>,
+    /// Appends in flight, to the origin seq they carry.
+    appends: BTreeMap<AppendId, u64>,
+    /// Timers for appends whose outcome is unknown.
+    append_timeouts: BTreeMap<TimerId, u64>,
+    pub(crate) flush: flush::Flusher,
+    pub(crate) fetch: fetch::FetchWaits,
+}
+
+/// Timer ids below this are fixed roles; above are allocated.
+pub(crate) const TIMER_FLUSH: TimerId = 1;
+
+impl Broker {
+    /// A broker with empty state; the runtime replays the sequencer into it
+    /// ([`Input::Applied`]) before it serves requests.
+    pub fn new(cfg: BrokerConfig) -> Self {
+        Broker {
+            cfg,
+            log: LogState::default(),
+            now_ms: 0,
+            next_id: 1000,
+            next_commit_seq: 1,
+            proposals: BTreeMap::new(),
+            appends: BTreeMap::new(),
+            append_timeouts: BTreeMap::new(),
+            flush: flush::Flusher::default(),
+            fetch: fetch::FetchWaits::default(),
+        }
+    }
+
+    /// The applied state (read-only).
+    pub fn log(&self) -> &LogState {
+        &self.log
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.cfg
+    }
+
+    /// A fresh id for writes, reads, appends and timers.
+    pub(crate) fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Proposes a commit: emits the append and remembers what it is for.
+    pub(crate) fn propose(&mut self, body: CommitBody, purpose: Proposal, out: &mut Vec<Output>) {
+        let seq = self.next_commit_seq;
+        self.next_commit_seq += 1;
+        let commit =
+            Commit { origin: Origin { broker: self.cfg.node_id, incarnation: self.cfg.incarnation, seq }, body };
+        let append = self.fresh_id();
+        self.appends.insert(append, seq);
+        self.proposals.insert(seq, purpose);
+        out.push(Output::Append { append, commit });
+    }
+
+    /// Feeds one input at time `now_ms`; outputs are appended to `out`.
+    pub fn handle(&mut self, now_ms: u64, input: Input, out: &mut Vec<Output>) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match input {
+            Input::Request { conn, request, header, body, size: _ } => {
+                self.on_request(ReqKey { conn, request }, header, body, out)
+            }
+            Input::Applied { revision, commit } => self.on_applied(revision, commit, out),
+            Input::ObjectWritten { write, result } => self.on_object_written(write, result, out),
+            Input::Appended { append, result } => self.on_appended(append, result, out),
+            Input::ReadDone { read, result } => self.on_read_done(read, result, out),
+            Input::Timer { timer } => self.on_timer(timer, out),
+            Input::Closed { conn } => self.fetch.drop_conn(conn),
+        }
+    }
+
+    fn on_request(&mut self, key: ReqKey, header: RequestHeader, body: RequestBody, out: &mut Vec<Output>) {
+        let req = ReqInfo { key, correlation_id: header.correlation_id, api_version: header.api_version };
+        match body {
+            RequestBody::ApiVersions(_) => {
+                let body = api_versions::respond(req.api_version);
+                respond(out, &req, body);
+            }
+            RequestBody::Metadata(m) => self.on_metadata(req, m, out),
+            RequestBody::Produce(p) => self.on_produce(req, p, out),
+            RequestBody::Fetch(f) => self.on_fetch(req, f, out),
+            RequestBody::ListOffsets(l) => self.on_list_offsets(req, l, out),
+            RequestBody::InitProducerId(i) => self.on_init_producer_id(req, i, out),
+            other => {
+                // Not advertised by ApiVersions: a well-behaved client never sends
+                // it. Kafka closes the connection on requests it cannot handle.
+                let _ = other;
+                out.push(Output::Close { conn: key.conn });
+            }
+        }
+    }
+
+    fn on_applied(&mut self, revision: u64, commit: Commit, out: &mut Vec<Output>) {
+        let Some(applied) = apply(&mut self.log, revision, &commit) else { return };
+        let touched = touched_partitions(&commit);
+        let mine = commit.origin.broker == self.cfg.node_id && commit.origin.incarnation == self.cfg.incarnation;
+        if mine {
+            if let Some(purpose) = self.proposals.remove(&commit.origin.seq) {
+                self.append_timeouts.retain(|_, seq| *seq != commit.origin.seq);
+                self.on_own_commit_applied(purpose, &commit, applied, out);
+            }
+        }
+        if !touched.is_empty() {
+            self.wake_fetches(&touched, out);
+        }
+    }
+
+    fn on_own_commit_applied(&mut self, purpose: Proposal, commit: &Commit, applied: Applied, out: &mut Vec<Output>) {
+        match (purpose, applied) {
+            (Proposal::Object(flush), Applied::Object(outcomes)) => self.on_object_applied(flush, commit, outcomes, out),
+            (Proposal::ProducerId(req), Applied::ProducerId(id)) => producer_id::answer(&req, id, out),
+            (Proposal::AutoCreate(pending), Applied::CreateTopics(_)) => self.answer_metadata(pending, out),
+            (purpose, applied) => {
+                debug_assert!(false, "commit applied with an unexpected outcome: {purpose:?} {applied:?}");
+            }
+        }
+    }
+
+    fn on_appended(&mut self, append: AppendId, result: AppendResult, out: &mut Vec<Output>) {
+        let Some(seq) = self.appends.remove(&append) else { return };
+        match result {
+            // The answer comes with the apply.
+            AppendResult::Ok(_) => {}
+            AppendResult::Failed(_) => {
+                if let Some(purpose) = self.proposals.remove(&seq) {
+                    self.fail_proposal(purpose, crate::error_code::KAFKA_STORAGE_ERROR, out);
+                }
+            }
+            AppendResult::Unknown(_) => {
+                // Maybe appended: wait for the applied stream to tell, up to the timeout.
+                let timer = self.fresh_id();
+                self.append_timeouts.insert(timer, seq);
+                out.push(Output::SetTimer { timer, at_ms: self.now_ms + self.cfg.request_timeout_ms });
+            }
+        }
+    }
+
+    fn fail_proposal(&mut self, purpose: Proposal, error: i16, out: &mut Vec<Output>) {
+        match purpose {
+            Proposal::Object(flush) => self.fail_flush(flush, error, out),
+            Proposal::ProducerId(req) => producer_id::fail(&req, error, out),
+            Proposal::AutoCreate(pending) => self.answer_metadata(pending, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerId, out: &mut Vec<Output>) {
+        if timer == TIMER_FLUSH {
+            self.on_flush_timer(out);
+        } else if let Some(seq) = self.append_timeouts.remove(&timer) {
+            if let Some(purpose) = self.proposals.remove(&seq) {
+                self.fail_proposal(purpose, crate::error_code::REQUEST_TIMED_OUT, out);
+            }
+        } else {
+            self.on_fetch_timer(timer, out);
+        }
+    }
+
+    pub(crate) fn next_read(&mut self) -> ReadId {
+        self.fresh_id()
+    }
+
+    pub(crate) fn next_write(&mut self) -> WriteId {
+        self.fresh_id()
+    }
+}
+
+/// Emits a response for `req`.
+pub(crate) fn respond(out: &mut Vec<Output>, req: &ReqInfo, body: impl Into<ResponseBody>) {
+    out.push(Output::Respond {
+        conn: req.key.conn,
+        request: req.key.request,
+        correlation_id: req.correlation_id,
+        api_version: req.api_version,
+        body: body.into(),
+    });
+}
+
+/// The (topic id, partition) pairs a commit adds data to.
+fn touched_partitions(commit: &Commit) -> Vec<(strata_proto::Uuid, i32)> {
+    match &commit.body {
+        CommitBody::Object { partitions, .. } => partitions.iter().map(|p| (p.topic_id, p.partition)).collect(),
+        _ => Vec::new(),
+    }
+}
