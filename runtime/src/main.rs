@@ -1,26 +1,109 @@
-//! The `strata` command. Until the broker lands (issue 3) it says what `serve`
-//! will do and exits non-zero, so no script mistakes it for a running broker.
+//! The `strata` command: `strata serve` runs a broker, `strata bench` loads one.
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use strata_runtime::cli::{Cli, Command, ServeArgs};
+use strata_runtime::server::Server;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("serve") => {
-            eprintln!(
-                "strata serve: not built yet. It will listen for Kafka clients on 127.0.0.1:9092, \
-                 keep objects in ./strata-data/objects and its ordered log in ./strata-data/log \
-                 (embedded sequencer). Today this tree holds the wire codec (strata-proto) only."
-            );
-            ExitCode::from(2)
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("strata").build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        Some("--version") | Some("-V") => {
-            println!("strata {}", env!("CARGO_PKG_VERSION"));
+    };
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Bench(args) => {
+            let json = args.json;
+            match runtime.block_on(strata_runtime::bench::run(args)) {
+                Ok(report) => {
+                    println!("{}", report.render(json));
+                    if report.has_check_failures() {
+                        ExitCode::from(3)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let server = match Server::open(&args).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (replayed, took) = server.replayed();
+    println!(
+        "strata {} listening on {} (advertised {}), data in {}, objects in {}, sequencer: embedded ({} commits replayed in {} ms)",
+        env!("CARGO_PKG_VERSION"),
+        server.local_addr(),
+        server.advertised(),
+        args.data_dir.display(),
+        server.objects(),
+        replayed,
+        took.as_millis()
+    );
+    let signal = wait_for_signal().await;
+    tracing::info!(
+        "{signal}: shutting down (stopping new requests, answering those in flight, at most {} ms; \
+         send it again to exit at once)",
+        args.shutdown_timeout_ms
+    );
+    let shutdown = server.shutdown();
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {
+            tracing::info!("stopped");
             ExitCode::SUCCESS
         }
-        _ => {
-            eprintln!("usage: strata serve    (the broker arrives with issue 3)\n       strata --version");
-            ExitCode::from(2)
+        second = wait_for_signal() => {
+            tracing::warn!("{second} again: exiting without waiting");
+            ExitCode::from(130)
         }
+        () = tokio::time::sleep(Duration::from_millis(args.shutdown_timeout_ms) + Duration::from_secs(5)) => {
+            tracing::warn!("shutdown did not finish in time; exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; returns its name.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupt"
     }
 }

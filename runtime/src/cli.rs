@@ -1,0 +1,173 @@
+//! The `strata` command line: `strata serve` (the broker) and `strata bench`
+//! (the load tool). Every `serve` flag can also be set by an environment
+//! variable `STRATA_<FLAG>` (flag wins).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Strata: a Kafka-compatible broker that keeps record data in an object store.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a broker: serve Kafka clients, keep data in the object store and the
+    /// order of everything in the sequencer.
+    Serve(Box<ServeArgs>),
+    /// Load generator and checker for any Kafka-compatible broker.
+    Bench(crate::bench::BenchArgs),
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The flags of `strata serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for Kafka clients (host:port; port 0 picks a free one).
+    #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: String,
+
+    /// host:port that clients are told to connect to (in Metadata and
+    /// FindCoordinator answers). Defaults to the listen address; required when
+    /// listening on 0.0.0.0 or [::].
+    #[arg(long, env = "STRATA_ADVERTISED")]
+    pub advertised: Option<String>,
+
+    /// Directory for this broker's local state: the embedded sequencer's log
+    /// (<data-dir>/log) and, unless --objects says otherwise, the objects
+    /// (<data-dir>/objects). Created if missing.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
+    pub data_dir: PathBuf,
+
+    /// Where record data is kept: file:///some/dir (a local directory, written
+    /// with fsync) or memory:// (lost at exit; tests only). Default:
+    /// file://<data-dir>/objects.
+    #[arg(long, env = "STRATA_OBJECTS")]
+    pub objects: Option<String>,
+
+    /// This broker's node id, as clients see it in Metadata.
+    #[arg(long, env = "STRATA_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// The cluster id reported to clients. Every broker of one cluster must use
+    /// the same one.
+    #[arg(long, env = "STRATA_CLUSTER_ID", default_value = "strata")]
+    pub cluster_id: String,
+
+    /// Rack of this broker, reported in Metadata (optional).
+    #[arg(long, env = "STRATA_RACK")]
+    pub rack: Option<String>,
+
+    /// Write the open object once it holds this many bytes. Each object costs
+    /// one object-store PUT and one sequencer commit whatever its size, so
+    /// bigger objects amortise both under load; 4 MiB keeps every object a
+    /// single PUT (below S3's 5 MiB multipart threshold) and at 100 MB/s
+    /// means ~25 PUTs/s.
+    #[arg(long, env = "STRATA_FLUSH_BYTES", default_value_t = 4 * MIB)]
+    pub flush_bytes: u64,
+
+    /// Write the open object at most this many milliseconds after its first
+    /// batch arrived, full or not. This is the floor of produce latency
+    /// (producers are answered once their object is written and committed),
+    /// like a producer's linger.ms: 5 ms suits a local directory; on S3, 50 to
+    /// 250 ms cuts the number of PUTs on a lightly loaded broker.
+    #[arg(long, env = "STRATA_FLUSH_MS", default_value_t = 5)]
+    pub flush_ms: u64,
+
+    /// Create a topic when a client asks Metadata for one that does not exist
+    /// (Kafka's auto.create.topics.enable).
+    #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partitions of auto-created topics and of CreateTopics asking for the default (-1).
+    #[arg(long, env = "STRATA_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: u32,
+
+    /// Largest request frame accepted; a client announcing a larger one is
+    /// disconnected before a byte of it is read (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "STRATA_MAX_REQUEST_BYTES", default_value_t = 104_857_600)]
+    pub max_request_bytes: usize,
+
+    /// Largest record batch accepted (Kafka's message.max.bytes).
+    #[arg(long, env = "STRATA_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
+    pub message_max_bytes: usize,
+
+    /// Cap on a batch's size once decompressed, when the broker must
+    /// decompress it to validate it.
+    #[arg(long, env = "STRATA_MAX_DECOMPRESSED_BYTES", default_value_t = 64 * MIB as usize)]
+    pub max_decompressed_bytes: usize,
+
+    /// Bytes of this broker's most recently written objects kept in memory, so
+    /// that consumers at the tail are served without reading the object store.
+    #[arg(long, env = "STRATA_RECENT_OBJECT_BYTES", default_value_t = 64 * MIB as usize)]
+    pub recent_object_bytes: usize,
+
+    /// Bytes of object ranges kept in memory for fetches (LRU).
+    #[arg(long, env = "STRATA_CACHE_BYTES", default_value_t = 256 * MIB as usize)]
+    pub cache_bytes: usize,
+
+    /// How long a produce waits on an object write or a sequencer append whose
+    /// outcome is unknown before it is answered REQUEST_TIMED_OUT (Kafka's
+    /// request.timeout.ms).
+    #[arg(long, env = "STRATA_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Requests one connection may have in flight; the broker stops reading
+    /// from a connection that reaches it until a response goes out.
+    #[arg(long, env = "STRATA_MAX_INFLIGHT_REQUESTS", default_value_t = 100)]
+    pub max_inflight_requests: usize,
+
+    /// Request bytes one connection may have in flight (a single request larger
+    /// than this is still read, alone).
+    #[arg(long, env = "STRATA_MAX_INFLIGHT_BYTES", default_value_t = 104_857_600)]
+    pub max_inflight_bytes: usize,
+
+    /// Close connections with no request in flight that have been quiet this
+    /// long (Kafka's connections.max.idle.ms).
+    #[arg(long, env = "STRATA_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
+    pub idle_timeout_ms: u64,
+
+    /// On SIGINT/SIGTERM, how long to wait for in-flight requests to be
+    /// answered before exiting anyway.
+    #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+impl ServeArgs {
+    /// The flags' defaults (as if `strata serve` were run with none), for tests.
+    pub fn defaults() -> Self {
+        let cli = Cli::parse_from(["strata", "serve"]);
+        match cli.command {
+            Command::Serve(args) => *args,
+            _ => unreachable!("parsed `serve`"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed_and_defaults_match_kafka() {
+        Cli::command().debug_assert();
+        let a = ServeArgs::defaults();
+        assert_eq!(a.listen, "127.0.0.1:9092");
+        assert_eq!(a.max_request_bytes, 104_857_600);
+        assert_eq!(a.message_max_bytes, 1_048_588);
+        assert_eq!(a.idle_timeout_ms, 600_000);
+        assert!(a.auto_create_topics);
+        let cli = Cli::parse_from(["strata", "serve", "--auto-create-topics", "false", "--flush-ms", "9"]);
+        let Command::Serve(a) = cli.command else { panic!("parsed `serve`") };
+        assert!(!a.auto_create_topics);
+        assert_eq!(a.flush_ms, 9);
+    }
+}

@@ -1,0 +1,75 @@
+//! The applied stream: watches the sequencer from the revision after the last
+//! applied one, decodes each record as a commit and feeds it to the driver in
+//! revision order ([`Input::Applied`]). If the watch ends with an error it is
+//! re-established from where it stopped, after a short pause.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_core::io::Input;
+use strata_core::log::commit::Commit;
+use tokio::sync::mpsc;
+
+use super::driver::DriverMsg;
+use crate::sequencer::Sequencer;
+
+/// Pause before re-watching after an error (doubles up to [`MAX_BACKOFF`]).
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Feeds every record with revision `>= from` to the driver, forever (until
+/// the driver's channel closes).
+pub async fn run_applier<S: Sequencer + 'static>(sequencer: Arc<S>, from: u64, tx: mpsc::Sender<DriverMsg>) {
+    let mut next = from.max(1);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut watch = match sequencer.watch(next).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, revision = next, "cannot watch the sequencer; retrying in {} ms", backoff.as_millis());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        while let Some(item) = watch.next().await {
+            let (revision, record) = match item {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(error = %e, revision = next, "sequencer watch ended; re-watching in {} ms", backoff.as_millis());
+                    break;
+                }
+            };
+            backoff = MIN_BACKOFF;
+            if revision < next {
+                continue; // already applied (a re-watch may repeat records)
+            }
+            if revision > next {
+                // Revisions are dense; a gap means the sequencer lost records.
+                tracing::error!(expected = next, got = revision, "sequencer skipped revisions; applying on from {revision}");
+            }
+            let msg = match Commit::decode(record) {
+                Ok(commit) => DriverMsg::Input(Input::Applied { revision, commit }),
+                Err(e) => {
+                    // Every broker of the same version skips the same record, so
+                    // they stay in agreement; a newer broker's format needs an upgrade.
+                    tracing::error!(
+                        revision, error = %e,
+                        "sequencer record is not a commit this version can read; skipped. \
+                         If brokers of a newer version write to this log, upgrade this one"
+                    );
+                    DriverMsg::Skipped { revision }
+                }
+            };
+            if tx.send(msg).await.is_err() {
+                return; // the driver stopped
+            }
+            next = revision + 1;
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,313 @@
+//! The driver: one task owning the core's [`Broker`]. It feeds it [`Input`]s
+//! and carries out its [`Output`]s — responses to connections, object writes
+//! and reads, sequencer appends, timers — feeding the results back as inputs.
+//!
+//! The broker is single-threaded and pure, so the driver never does anything
+//! slow itself: IO runs in spawned tasks (object store) or the appender task
+//! (sequencer), whose results come back through the driver's channel.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_core::broker::Broker;
+use strata_core::io::{AppendId, AppendResult, ConnId, Input, Output};
+use strata_proto::ResponseBody;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::timers::Timers;
+use crate::sequencer::{AppendError, Sequencer};
+use crate::store::{BlockCache, ObjectStoreClient};
+
+/// Capacity of the driver's input channel. Connections wait (and so stop
+/// reading) when the driver falls this far behind.
+pub const DRIVER_QUEUE: usize = 4096;
+
+/// What reaches the driver.
+#[derive(Debug)]
+pub enum DriverMsg {
+    /// Something for the core.
+    Input(Input),
+    /// A new connection and where its responses go. Sent by the connection
+    /// itself before its first request.
+    Open { conn: ConnId, events: mpsc::UnboundedSender<ConnEvent> },
+    /// The sequencer holds a record at `revision` that is not a commit this
+    /// build can decode; it was skipped (the applied watermark moves past it).
+    Skipped { revision: u64 },
+    /// Stop the driver.
+    Stop,
+}
+
+/// What the driver tells a connection.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// The response to request number `request`.
+    Respond { request: u64, correlation_id: i32, api_version: i16, body: ResponseBody },
+    /// Request number `request` gets no response (acks=0).
+    NoResponse { request: u64 },
+    /// Close the connection now.
+    Close,
+    /// From the connection's own reader, which stopped reading (shutdown):
+    /// finish once the first `requests` requests are answered.
+    Drain { requests: u64 },
+}
+
+/// The driver's clock: milliseconds since `start`, on tokio's monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Self {
+        Clock { start: Instant::now() }
+    }
+
+    /// Milliseconds since the start.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The instant `ms` milliseconds after the start.
+    pub fn instant(&self, ms: u64) -> Instant {
+        self.start + Duration::from_millis(ms)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The driver task's state.
+pub struct Driver {
+    broker: Broker,
+    clock: Clock,
+    rx: mpsc::Receiver<DriverMsg>,
+    /// Cloned into the tasks whose results come back as inputs.
+    tx: mpsc::Sender<DriverMsg>,
+    conns: HashMap<ConnId, mpsc::UnboundedSender<ConnEvent>>,
+    timers: Timers,
+    appender: mpsc::UnboundedSender<(AppendId, Bytes)>,
+    store: Arc<dyn ObjectStoreClient>,
+    cache: Arc<Mutex<BlockCache>>,
+    /// Inputs produced by the driver itself (cache hits), fed before anything new.
+    local: VecDeque<Input>,
+    /// The last applied revision, for whoever waits on the replay.
+    applied: watch::Sender<u64>,
+    /// Bound on an object write.
+    write_timeout: Duration,
+    out: Vec<Output>,
+}
+
+impl Driver {
+    /// A driver for `broker`. `tx` is the sending side of `rx`; `applied`
+    /// starts at the revision the broker's state already reflects.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        broker: Broker,
+        clock: Clock,
+        rx: mpsc::Receiver<DriverMsg>,
+        tx: mpsc::Sender<DriverMsg>,
+        appender: mpsc::UnboundedSender<(AppendId, Bytes)>,
+        store: Arc<dyn ObjectStoreClient>,
+        cache: Arc<Mutex<BlockCache>>,
+        applied: watch::Sender<u64>,
+        write_timeout: Duration,
+    ) -> Self {
+        Driver {
+            broker,
+            clock,
+            rx,
+            tx,
+            conns: HashMap::new(),
+            timers: Timers::default(),
+            appender,
+            store,
+            cache,
+            local: VecDeque::new(),
+            applied,
+            write_timeout,
+            out: Vec::new(),
+        }
+    }
+
+    /// Runs until [`DriverMsg::Stop`] (or until every sender is gone).
+    pub async fn run(mut self) {
+        loop {
+            while let Some(input) = self.local.pop_front() {
+                self.feed(input);
+            }
+            let deadline = self.timers.next_deadline().map(|ms| self.clock.instant(ms));
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    None | Some(DriverMsg::Stop) => break,
+                    Some(msg) => self.on_msg(msg),
+                },
+                _ = sleep_until_opt(deadline) => {
+                    for timer in self.timers.pop_due(self.clock.now_ms()) {
+                        self.feed(Input::Timer { timer });
+                    }
+                }
+            }
+        }
+        tracing::debug!("driver stopped");
+    }
+
+    fn on_msg(&mut self, msg: DriverMsg) {
+        match msg {
+            DriverMsg::Input(input) => {
+                if let Input::Closed { conn } = &input {
+                    self.conns.remove(conn);
+                }
+                self.feed(input);
+            }
+            DriverMsg::Open { conn, events } => {
+                self.conns.insert(conn, events);
+            }
+            DriverMsg::Skipped { revision } => {
+                self.applied.send_replace(revision);
+            }
+            DriverMsg::Stop => {}
+        }
+    }
+
+    /// Feeds one input to the core and carries out what it asks.
+    fn feed(&mut self, input: Input) {
+        let applied = match &input {
+            Input::Applied { revision, .. } => Some(*revision),
+            _ => None,
+        };
+        let mut out = std::mem::take(&mut self.out);
+        self.broker.handle(self.clock.now_ms(), input, &mut out);
+        if let Some(revision) = applied {
+            self.applied.send_replace(revision);
+        }
+        for output in out.drain(..) {
+            self.carry(output);
+        }
+        self.out = out;
+    }
+
+    fn to_conn(&mut self, conn: ConnId, event: ConnEvent) {
+        if let Some(events) = self.conns.get(&conn) {
+            // A connection that is gone sends `Closed` soon; drop what it missed.
+            let _ = events.send(event);
+        }
+    }
+
+    fn carry(&mut self, output: Output) {
+        match output {
+            Output::Respond { conn, request, correlation_id, api_version, body } => {
+                self.to_conn(conn, ConnEvent::Respond { request, correlation_id, api_version, body })
+            }
+            Output::NoResponse { conn, request } => self.to_conn(conn, ConnEvent::NoResponse { request }),
+            Output::Close { conn } => self.to_conn(conn, ConnEvent::Close),
+            Output::SetTimer { timer, at_ms } => self.timers.set(timer, at_ms),
+            Output::Append { append, commit } => {
+                // The appender keeps the order of appends; it lives as long as we do.
+                let _ = self.appender.send((append, commit.encode()));
+            }
+            Output::WriteObject { write, key, bytes } => {
+                let store = self.store.clone();
+                let tx = self.tx.clone();
+                let limit = self.write_timeout;
+                tokio::spawn(async move {
+                    let size = bytes.len();
+                    let result = match tokio::time::timeout(limit, store.put_create(&key, bytes)).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("writing object {key} timed out after {} ms", limit.as_millis())),
+                    };
+                    match &result {
+                        Ok(()) => tracing::trace!(%key, size, "object written"),
+                        Err(e) => tracing::warn!(%key, size, error = %e, "object write failed"),
+                    }
+                    let _ = tx.send(DriverMsg::Input(Input::ObjectWritten { write, result })).await;
+                });
+            }
+            Output::Read { read, key, range } => {
+                let hit = self.cache.lock().expect("cache lock").get(&key, &range);
+                if let Some(bytes) = hit {
+                    self.local.push_back(Input::ReadDone { read, result: Ok(bytes) });
+                    return;
+                }
+                let store = self.store.clone();
+                let cache = self.cache.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = match store.get_range(&key, range.clone()).await {
+                        Ok(bytes) => {
+                            cache.lock().expect("cache lock").insert(&key, &range, bytes.clone());
+                            Ok(bytes)
+                        }
+                        Err(e) => {
+                            tracing::warn!(%key, ?range, error = %e, "object read failed");
+                            Err(e.to_string())
+                        }
+                    };
+                    let _ = tx.send(DriverMsg::Input(Input::ReadDone { read, result })).await;
+                });
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The appender: hands commits to the sequencer in the order the core emitted
+/// them, without waiting for one to be durable before starting the next (the
+/// sequencer's group commit keeps them pipelined). Each append is polled once
+/// here, in order — that is when it joins the sequencer's queue — and then
+/// awaited in its own task, which feeds [`Input::Appended`].
+pub async fn run_appender<S: Sequencer + 'static>(
+    sequencer: Arc<S>,
+    mut rx: mpsc::UnboundedReceiver<(AppendId, Bytes)>,
+    tx: mpsc::Sender<DriverMsg>,
+) {
+    while let Some((append, record)) = rx.recv().await {
+        let seq = sequencer.clone();
+        let mut fut: Pin<Box<dyn Future<Output = Result<u64, AppendError>> + Send>> =
+            Box::pin(async move { seq.append(record).await });
+        // One poll now, in emission order; it registers the waker as usual.
+        let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        let tx = tx.clone();
+        match first {
+            Poll::Ready(result) => {
+                let _ = tx.send(DriverMsg::Input(Input::Appended { append, result: append_result(result) })).await;
+            }
+            Poll::Pending => {
+                tokio::spawn(async move {
+                    let result = fut.await;
+                    let _ = tx.send(DriverMsg::Input(Input::Appended { append, result: append_result(result) })).await;
+                });
+            }
+        }
+    }
+}
+
+fn append_result(result: Result<u64, AppendError>) -> AppendResult {
+    match result {
+        Ok(revision) => AppendResult::Ok(revision),
+        Err(AppendError::Failed(e)) => {
+            tracing::warn!(error = %e, "sequencer append failed");
+            AppendResult::Failed(e.to_string())
+        }
+        Err(AppendError::Unknown(e)) => {
+            tracing::warn!(error = %e, "sequencer append outcome unknown");
+            AppendResult::Unknown(e.to_string())
+        }
+    }
+}

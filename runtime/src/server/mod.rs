@@ -1,0 +1,385 @@
+//! `strata serve`: the runtime that drives the core for real.
+//!
+//! * [`driver`]: the task owning the core's `Broker`, carrying out its outputs;
+//!   and the appender, which hands commits to the sequencer in order.
+//! * [`applier`]: the applied stream (sequencer watch → `Input::Applied`).
+//! * [`listener`] and [`connection`]: TCP, framing, decoding, response order.
+//! * [`timers`]: the core's timers.
+//!
+//! Start-up order: open the object store and the sequencer, bind the listener
+//! (so a busy port fails fast), replay the whole sequencer log into the core,
+//! and only then accept connections — a restarted broker answers with the
+//! full state from its first request.
+
+pub mod applier;
+pub mod connection;
+pub mod driver;
+pub mod listener;
+pub mod timers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_core::broker::{Broker, BrokerConfig};
+use strata_proto::FrameDecoder;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::cli::ServeArgs;
+use crate::sequencer::{EmbeddedSequencer, Sequencer, SequencerError};
+use crate::store::{BlockCache, ObjectStoreBackend, ObjectStoreClient, OpenStoreError};
+use connection::ConnConfig;
+use driver::{Clock, Driver, DriverMsg, DRIVER_QUEUE};
+
+/// Everything `strata serve` is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// host:port to advertise (default: the bound address).
+    pub advertised: Option<String>,
+    /// The core's settings; `advertised_host`/`advertised_port` are filled in
+    /// once the listener is bound.
+    pub broker: BrokerConfig,
+    /// Largest request frame.
+    pub max_request_bytes: usize,
+    /// Requests in flight per connection.
+    pub max_inflight_requests: usize,
+    /// Request bytes in flight per connection.
+    pub max_inflight_bytes: usize,
+    /// Close quiet connections after this long.
+    pub idle_timeout: Duration,
+    /// Bytes of the block cache.
+    pub cache_bytes: usize,
+    /// Bound on the graceful shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// The configuration the flags describe; `incarnation` is this run's random number.
+    pub fn from_args(args: &ServeArgs, incarnation: u64) -> Self {
+        let broker = BrokerConfig {
+            node_id: args.node_id,
+            cluster_id: args.cluster_id.clone(),
+            advertised_host: String::new(),
+            advertised_port: 0,
+            rack: args.rack.clone(),
+            flush_bytes: usize::try_from(args.flush_bytes).unwrap_or(usize::MAX),
+            flush_ms: args.flush_ms,
+            auto_create_topics: args.auto_create_topics,
+            default_partitions: args.default_partitions,
+            message_max_bytes: args.message_max_bytes,
+            max_decompressed_bytes: args.max_decompressed_bytes,
+            request_timeout_ms: args.request_timeout_ms,
+            incarnation,
+            recent_object_bytes: args.recent_object_bytes,
+        };
+        ServerConfig {
+            listen: args.listen.clone(),
+            advertised: args.advertised.clone(),
+            broker,
+            max_request_bytes: args.max_request_bytes,
+            max_inflight_requests: args.max_inflight_requests,
+            max_inflight_bytes: args.max_inflight_bytes,
+            idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+            cache_bytes: args.cache_bytes,
+            shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
+        }
+    }
+}
+
+/// Why the server could not start, in words that say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port is taken.
+    #[error("another process listens on {addr}; stop it or pass --listen with another address")]
+    AddressInUse { addr: String },
+    /// Any other bind failure.
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    /// The advertised address cannot be used.
+    #[error("{0}")]
+    Advertised(String),
+    /// The data directory cannot be used.
+    #[error("cannot use data directory {dir}: {source}. Check its permissions, or pass --data-dir")]
+    DataDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] OpenStoreError),
+    /// The sequencer cannot be opened.
+    #[error("cannot open the sequencer log in {dir}: {source}")]
+    Sequencer {
+        dir: PathBuf,
+        #[source]
+        source: SequencerError,
+    },
+    /// The sequencer log could not be replayed.
+    #[error("cannot replay the sequencer log: {0}")]
+    Replay(#[source] SequencerError),
+}
+
+/// A running broker. Dropping it aborts everything; prefer [`Server::shutdown`].
+pub struct Server {
+    local_addr: SocketAddr,
+    advertised: String,
+    objects: String,
+    cache: Arc<Mutex<BlockCache>>,
+    replayed: u64,
+    replay_time: Duration,
+    stop: watch::Sender<bool>,
+    driver_tx: mpsc::Sender<DriverMsg>,
+    listener: Option<JoinHandle<()>>,
+    driver: Option<JoinHandle<()>>,
+    applier: Option<JoinHandle<()>>,
+    appender: Option<JoinHandle<()>>,
+    /// Held to release it last (the embedded sequencer's lock goes with it).
+    sequencer_drop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("local_addr", &self.local_addr).field("advertised", &self.advertised).finish()
+    }
+}
+
+fn bind_error(addr: &str, e: std::io::Error) -> ServeError {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => ServeError::AddressInUse { addr: addr.into() },
+        std::io::ErrorKind::PermissionDenied => ServeError::Bind {
+            addr: addr.into(),
+            source: e,
+            hint: "; ports below 1024 need privileges: pass --listen with a port above 1023",
+        },
+        std::io::ErrorKind::AddrNotAvailable => {
+            ServeError::Bind { addr: addr.into(), source: e, hint: "; that address is not one of this machine's: check --listen" }
+        }
+        _ => ServeError::Bind { addr: addr.into(), source: e, hint: "; check --listen (host:port)" },
+    }
+}
+
+/// Splits "host:port" (IPv6 hosts in brackets) for the advertised address.
+fn split_host_port(s: &str) -> Option<(String, i32)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_owned(), i32::from(port)))
+}
+
+/// Draws this run's incarnation number.
+pub fn draw_incarnation() -> u64 {
+    match getrandom::u64() {
+        Ok(x) => x,
+        Err(_) => {
+            // No OS randomness: time and pid still tell runs apart.
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            (t.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
+        }
+    }
+}
+
+impl Server {
+    /// Opens what the flags name — the object store, the embedded sequencer in
+    /// `<data-dir>/log` — and starts the server on them.
+    pub async fn open(args: &ServeArgs) -> Result<Server, ServeError> {
+        std::fs::create_dir_all(&args.data_dir)
+            .map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
+        let data_dir = std::fs::canonicalize(&args.data_dir)
+            .map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
+        let url = match &args.objects {
+            Some(url) => url.clone(),
+            None => format!("file://{}", data_dir.join("objects").display()),
+        };
+        let store = ObjectStoreBackend::open(&url)?;
+        let log_dir = data_dir.join("log");
+        let dir = log_dir.clone();
+        let sequencer = tokio::task::spawn_blocking(move || EmbeddedSequencer::open(&dir))
+            .await
+            .expect("opening the sequencer panicked")
+            .map_err(|source| ServeError::Sequencer { dir: log_dir, source })?;
+        let cfg = ServerConfig::from_args(args, draw_incarnation());
+        Server::start(cfg, Arc::new(sequencer), Arc::new(store)).await
+    }
+
+    /// Starts a server on `sequencer` and `store`: binds, replays the whole
+    /// sequencer log into a fresh core, then accepts connections.
+    pub async fn start<S: Sequencer + 'static>(
+        mut cfg: ServerConfig,
+        sequencer: Arc<S>,
+        store: Arc<dyn ObjectStoreClient>,
+    ) -> Result<Server, ServeError> {
+        let listener = TcpListener::bind(&cfg.listen).await.map_err(|e| bind_error(&cfg.listen, e))?;
+        let local_addr = listener.local_addr().map_err(|e| bind_error(&cfg.listen, e))?;
+        let advertised = match &cfg.advertised {
+            Some(a) => a.clone(),
+            None if local_addr.ip().is_unspecified() => {
+                return Err(ServeError::Advertised(format!(
+                    "--listen {} accepts connections on every interface, but clients cannot connect to {}; \
+                     pass --advertised with the host:port clients should use",
+                    cfg.listen,
+                    local_addr.ip()
+                )))
+            }
+            None => local_addr.to_string(),
+        };
+        let (host, port) = split_host_port(&advertised).ok_or_else(|| {
+            ServeError::Advertised(format!("--advertised {advertised:?} is not host:port (for example broker1.example.com:9092)"))
+        })?;
+        cfg.broker.advertised_host = host;
+        cfg.broker.advertised_port = port;
+
+        let clock = Clock::new();
+        let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE);
+        let (append_tx, append_rx) = mpsc::unbounded_channel();
+        let (applied_tx, mut applied_rx) = watch::channel(0u64);
+        let cache = Arc::new(Mutex::new(BlockCache::new(cfg.cache_bytes)));
+        let objects = store.describe();
+        let driver = Driver::new(
+            Broker::new(cfg.broker.clone()),
+            clock,
+            driver_rx,
+            driver_tx.clone(),
+            append_tx,
+            store,
+            cache.clone(),
+            applied_tx,
+            Duration::from_millis(cfg.broker.request_timeout_ms),
+        );
+        let driver = tokio::spawn(driver.run());
+        let appender = tokio::spawn(driver::run_appender(sequencer.clone(), append_rx, driver_tx.clone()));
+
+        // Replay everything up to the current revision before serving anyone.
+        let started = Instant::now();
+        let target = sequencer.current_revision().await.map_err(ServeError::Replay)?;
+        let applier = tokio::spawn(applier::run_applier(sequencer.clone(), 1, driver_tx.clone()));
+        let replay = applied_rx.wait_for(|&r| r >= target).await;
+        if replay.is_err() {
+            return Err(ServeError::Replay(SequencerError::Closed));
+        }
+        drop(replay);
+        let replay_time = started.elapsed();
+        tracing::info!(records = target, ms = replay_time.as_millis() as u64, "sequencer log replayed");
+
+        let (stop, stop_rx) = watch::channel(false);
+        let conn_cfg = Arc::new(ConnConfig {
+            driver: driver_tx.clone(),
+            frames: FrameDecoder::new(cfg.max_request_bytes),
+            max_inflight_requests: cfg.max_inflight_requests,
+            max_inflight_bytes: cfg.max_inflight_bytes,
+            idle_timeout: cfg.idle_timeout,
+            clock,
+        });
+        let listener = tokio::spawn(listener::run_listener(listener, conn_cfg, stop_rx, cfg.shutdown_timeout));
+        let seq = sequencer;
+        Ok(Server {
+            local_addr,
+            advertised,
+            objects,
+            cache,
+            replayed: target,
+            replay_time,
+            stop,
+            driver_tx,
+            listener: Some(listener),
+            driver: Some(driver),
+            applier: Some(applier),
+            appender: Some(appender),
+            sequencer_drop: Some(Box::new(move || release(seq))),
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The host:port advertised to clients.
+    pub fn advertised(&self) -> &str {
+        &self.advertised
+    }
+
+    /// Where the objects are.
+    pub fn objects(&self) -> &str {
+        &self.objects
+    }
+
+    /// Block cache (hits, misses) since start.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.lock().expect("cache lock").stats()
+    }
+
+    /// How many sequencer records were replayed at start, and how long it took.
+    pub fn replayed(&self) -> (u64, Duration) {
+        (self.replayed, self.replay_time)
+    }
+
+    /// Graceful shutdown: stop accepting and reading, let in-flight requests be
+    /// answered (the core flushes its open object on its flush timer), bounded
+    /// by the shutdown timeout; then stop everything and release the sequencer.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.await;
+        }
+        let _ = self.driver_tx.send(DriverMsg::Stop).await;
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.await;
+        }
+        self.stop_tasks().await;
+    }
+
+    /// Stops at once, as a crash would (nothing is flushed; unanswered requests
+    /// stay unanswered), but still releases the sequencer so the same data
+    /// directory can be opened again in this process.
+    pub async fn kill(mut self) {
+        let _ = self.stop.send(true);
+        for task in [self.listener.take(), self.driver.take()].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.stop_tasks().await;
+    }
+
+    async fn stop_tasks(&mut self) {
+        for task in [self.applier.take(), self.appender.take()].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(release) = self.sequencer_drop.take() {
+            // Dropping the embedded sequencer joins its writer thread.
+            let _ = tokio::task::spawn_blocking(release).await;
+        }
+    }
+}
+
+/// Waits (bounded) for the tasks still holding the sequencer to let go, then drops it.
+fn release<S>(seq: Arc<S>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&seq) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(seq);
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for task in [&self.listener, &self.driver, &self.applier, &self.appender].into_iter().flatten() {
+            task.abort();
+        }
+    }
+}

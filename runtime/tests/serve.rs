@@ -1,0 +1,439 @@
+//! `strata serve` in-process: start a server on 127.0.0.1:0 with a temporary
+//! data directory and talk Kafka to it over TCP.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use strata_proto::codec::header::{decode_response_frame, Request};
+use strata_proto::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use strata_proto::{ApiKey, RequestBody, RequestHeader, ResponseBody};
+use strata_runtime::cli::ServeArgs;
+use strata_runtime::server::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn start(dir: &Path) -> Server {
+    let mut args = ServeArgs::defaults();
+    args.listen = "127.0.0.1:0".into();
+    args.data_dir = dir.to_path_buf();
+    Server::open(&args).await.expect("server starts")
+}
+
+fn request_frame(correlation_id: i32, version: i16, body: RequestBody) -> BytesMut {
+    let header = RequestHeader {
+        api_key: body.api_key() as i16,
+        api_version: version,
+        correlation_id,
+        client_id: Some("strata-test".into()),
+    };
+    let mut buf = BytesMut::new();
+    Request { header, body }.encode_frame(&mut buf).expect("encodes");
+    buf
+}
+
+fn api_versions(correlation_id: i32) -> BytesMut {
+    let body = ApiVersionsRequest {
+        client_software_name: "strata-test".into(),
+        client_software_version: "1".into(),
+        ..Default::default()
+    };
+    request_frame(correlation_id, 3, RequestBody::ApiVersions(body))
+}
+
+/// Reads one response frame; `None` if the connection closed.
+async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut prefix = [0u8; 4];
+    match tokio::time::timeout(TIMEOUT, stream.read_exact(&mut prefix)).await.expect("no answer in time") {
+        Ok(_) => {}
+        Err(_) => return None,
+    }
+    let len = i32::from_be_bytes(prefix) as usize;
+    let mut frame = vec![0u8; len];
+    tokio::time::timeout(TIMEOUT, stream.read_exact(&mut frame)).await.expect("no answer in time").ok()?;
+    Some(Bytes::from(frame))
+}
+
+async fn expect_closed(stream: &mut TcpStream) {
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(TIMEOUT, stream.read(&mut buf)).await.expect("connection not closed in time") {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("expected the connection closed, got {n} bytes"),
+    }
+}
+
+async fn call(stream: &mut TcpStream, correlation_id: i32, version: i16, body: RequestBody) -> ResponseBody {
+    let key = body.api_key();
+    stream.write_all(&request_frame(correlation_id, version, body)).await.unwrap();
+    let frame = read_frame(stream).await.expect("a response");
+    let (header, body) = decode_response_frame(frame, key, version).expect("response decodes");
+    assert_eq!(header.correlation_id, correlation_id);
+    body
+}
+
+fn check_api_versions(body: &ApiVersionsResponse) {
+    assert_eq!(body.error_code, 0);
+    let keys: Vec<i16> = body.api_keys.iter().map(|k| k.api_key).collect();
+    for key in [ApiKey::ApiVersions, ApiKey::Metadata, ApiKey::Produce, ApiKey::Fetch] {
+        assert!(keys.contains(&(key as i16)), "{key:?} advertised: {keys:?}");
+    }
+}
+
+#[tokio::test]
+async fn api_versions_v3() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    s.write_all(&api_versions(7)).await.unwrap();
+    let (header, body) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::ApiVersions, 3).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let ResponseBody::ApiVersions(body) = body else { panic!("not ApiVersions: {body:?}") };
+    check_api_versions(&body);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_versions_of_an_unknown_version_gets_v0_unsupported_version_and_the_connection_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    // ApiVersions v99: header v2 (key, version, correlation id, client id, no tags), then a body we cannot know.
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&18i16.to_be_bytes());
+    frame.extend_from_slice(&99i16.to_be_bytes());
+    frame.extend_from_slice(&42i32.to_be_bytes());
+    frame.extend_from_slice(&4i16.to_be_bytes());
+    frame.extend_from_slice(b"test");
+    frame.push(0);
+    frame.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0x01]);
+    let mut bytes = (frame.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&frame);
+    s.write_all(&bytes).await.unwrap();
+    let (header, body) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::ApiVersions, 0).unwrap();
+    assert_eq!(header.correlation_id, 42);
+    let ResponseBody::ApiVersions(body) = body else { panic!("not ApiVersions: {body:?}") };
+    assert_eq!(body.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(body.api_keys.iter().any(|k| k.api_key == 18 && k.max_version >= 3), "{:?}", body.api_keys);
+    // Still usable: the client retries with a version we speak.
+    s.write_all(&api_versions(43)).await.unwrap();
+    let (header, body) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::ApiVersions, 3).unwrap();
+    assert_eq!(header.correlation_id, 43);
+    let ResponseBody::ApiVersions(body) = body else { panic!() };
+    check_api_versions(&body);
+    server.shutdown().await;
+}
+
+/// Bytes from a fixed-seed xorshift, with an api key no Kafka api has.
+fn garbage(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    out[0] = 0x7f; // api key 0x7fxx: unknown
+    out
+}
+
+#[tokio::test]
+async fn bad_frames_close_the_connection_and_others_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = server.local_addr();
+
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut random = 64i32.to_be_bytes().to_vec();
+    random.extend_from_slice(&garbage(64));
+    cases.push(("random bytes", random));
+    cases.push(("oversized size prefix", 0x7fff_ffffi32.to_be_bytes().to_vec()));
+    cases.push(("negative size", (-1i32).to_be_bytes().to_vec()));
+    cases.push(("short frame", vec![0, 0, 0, 2, 0, 18]));
+    // A valid ApiVersions v3 header followed by a truncated body.
+    let mut truncated = api_versions(5).to_vec();
+    truncated.truncate(truncated.len() - 3);
+    let len = (truncated.len() - 4) as i32;
+    truncated[..4].copy_from_slice(&len.to_be_bytes());
+    cases.push(("malformed body", truncated));
+    // A known api at a version nobody speaks.
+    let mut produce99 = api_versions(6).to_vec();
+    produce99[4..6].copy_from_slice(&0i16.to_be_bytes());
+    produce99[6..8].copy_from_slice(&99i16.to_be_bytes());
+    cases.push(("unsupported version", produce99));
+
+    for (what, bytes) in cases {
+        let mut bad = TcpStream::connect(addr).await.unwrap();
+        bad.write_all(&bytes).await.unwrap();
+        expect_closed(&mut bad).await;
+        let mut good = TcpStream::connect(addr).await.unwrap();
+        good.write_all(&api_versions(1)).await.unwrap();
+        assert!(read_frame(&mut good).await.is_some(), "server still answers after {what}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut all = BytesMut::new();
+    for i in 0..50 {
+        all.extend_from_slice(&api_versions(1000 + i));
+    }
+    s.write_all(&all).await.unwrap();
+    for i in 0..50 {
+        let (header, body) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::ApiVersions, 3).unwrap();
+        assert_eq!(header.correlation_id, 1000 + i);
+        let ResponseBody::ApiVersions(body) = body else { panic!() };
+        assert_eq!(body.error_code, 0);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = ServeArgs::defaults();
+    args.listen = "127.0.0.1:0".into();
+    args.data_dir = dir.path().to_path_buf();
+    args.idle_timeout_ms = 200;
+    let server = Server::open(&args).await.unwrap();
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    s.write_all(&api_versions(1)).await.unwrap();
+    assert!(read_frame(&mut s).await.is_some());
+    let started = std::time::Instant::now();
+    expect_closed(&mut s).await;
+    assert!(started.elapsed() >= Duration::from_millis(150), "closed too early: {:?}", started.elapsed());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_busy_port_is_reported_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let other = tempfile::tempdir().unwrap();
+    let mut args = ServeArgs::defaults();
+    args.listen = server.local_addr().to_string();
+    args.data_dir = other.path().to_path_buf();
+    let err = Server::open(&args).await.unwrap_err().to_string();
+    assert!(err.contains("another process listens on") && err.contains("--listen"), "{err}");
+    // The same data directory is locked by the running server.
+    let mut args = ServeArgs::defaults();
+    args.listen = "127.0.0.1:0".into();
+    args.data_dir = dir.path().to_path_buf();
+    let err = Server::open(&args).await.unwrap_err().to_string();
+    assert!(err.contains("locked"), "{err}");
+    server.shutdown().await;
+}
+
+// ---- produce and fetch ----------------------------------------------------
+
+use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
+use strata_proto::messages::metadata_request::MetadataRequestTopic;
+use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strata_proto::messages::{FetchRequest, MetadataRequest, ProduceRequest};
+use strata_proto::records::{batches, BatchBuilder, Compression, TailMode};
+
+const PRODUCE_V: i16 = 9;
+const FETCH_V: i16 = 12;
+const METADATA_V: i16 = 12;
+
+/// Creates `topic` through Metadata auto-creation; returns its partition count.
+async fn create_topic(s: &mut TcpStream, topic: &str) -> usize {
+    for attempt in 0..50 {
+        let body = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic { name: Some(topic.into()), ..Default::default() }]),
+            allow_auto_topic_creation: true,
+            ..Default::default()
+        };
+        let ResponseBody::Metadata(m) = call(s, 100 + attempt, METADATA_V, RequestBody::Metadata(body)).await else {
+            panic!("not Metadata")
+        };
+        let t = &m.topics[0];
+        if t.error_code == 0 && !t.partitions.is_empty() {
+            return t.partitions.len();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("topic {topic} was not created");
+}
+
+fn batch(values: &[&str]) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    for (i, v) in values.iter().enumerate() {
+        b.push(1_700_000_000_000 + i as i64, Some(format!("k{i}").as_bytes()), Some(v.as_bytes()), &[]).unwrap();
+    }
+    b.build().unwrap()
+}
+
+/// Produces one batch with acks=-1; returns the base offset.
+async fn produce(s: &mut TcpStream, correlation_id: i32, topic: &str, values: &[&str]) -> i64 {
+    let body = ProduceRequest {
+        acks: -1,
+        timeout_ms: 10_000,
+        topic_data: vec![TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![PartitionProduceData { index: 0, records: Some(batch(values)) }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let ResponseBody::Produce(r) = call(s, correlation_id, PRODUCE_V, RequestBody::Produce(body)).await else {
+        panic!("not Produce")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0, "produce error: {p:?}");
+    p.base_offset
+}
+
+/// Fetches partition 0 of `topic` from `offset`; returns (offset, value) of every record.
+async fn fetch(s: &mut TcpStream, correlation_id: i32, topic: &str, offset: i64) -> (i64, Vec<(i64, String)>) {
+    let body = FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 100,
+        min_bytes: 1,
+        max_bytes: 50 << 20,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: topic.into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                current_leader_epoch: -1,
+                fetch_offset: offset,
+                last_fetched_epoch: -1,
+                log_start_offset: -1,
+                partition_max_bytes: 10 << 20,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let ResponseBody::Fetch(r) = call(s, correlation_id, FETCH_V, RequestBody::Fetch(body)).await else {
+        panic!("not Fetch")
+    };
+    assert_eq!(r.error_code, 0);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0, "fetch error: {p:?}");
+    let mut out = Vec::new();
+    for b in batches(p.records.clone().unwrap_or_default(), TailMode::AllowTruncated) {
+        let b = b.unwrap();
+        b.verify_crc().unwrap();
+        let base = b.header().base_offset;
+        for r in b.records(1 << 20).unwrap() {
+            let r = r.unwrap();
+            out.push((base + i64::from(r.offset_delta), String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
+        }
+    }
+    (p.high_watermark, out)
+}
+
+fn expected(values: &[&str], from: i64) -> Vec<(i64, String)> {
+    values.iter().enumerate().map(|(i, v)| (from + i as i64, v.to_string())).collect()
+}
+
+#[tokio::test]
+async fn produce_then_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    assert_eq!(create_topic(&mut s, "orders").await, 1);
+    assert_eq!(produce(&mut s, 1, "orders", &["a", "b", "c"]).await, 0);
+    assert_eq!(produce(&mut s, 2, "orders", &["d", "e"]).await, 3);
+    let (hw, records) = fetch(&mut s, 3, "orders", 0).await;
+    assert_eq!(hw, 5);
+    assert_eq!(records, expected(&["a", "b", "c", "d", "e"], 0));
+    let (_, records) = fetch(&mut s, 4, "orders", 3).await;
+    assert_eq!(records, expected(&["d", "e"], 3));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn records_survive_a_restart_at_the_same_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<String> = (0..20).map(|i| format!("value-{i}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    {
+        let server = start(dir.path()).await;
+        let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+        create_topic(&mut s, "events").await;
+        assert_eq!(produce(&mut s, 1, "events", &values[..10]).await, 0);
+        assert_eq!(produce(&mut s, 2, "events", &values[10..]).await, 10);
+        server.shutdown().await;
+    }
+    let server = start(dir.path()).await;
+    assert!(server.replayed().0 >= 3, "topic creation and two objects replayed: {:?}", server.replayed());
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (hw, records) = fetch(&mut s, 1, "events", 0).await;
+    assert_eq!(hw, 20);
+    assert_eq!(records, expected(&values, 0));
+    // That came from the object store (nothing is in memory after a restart)...
+    let (hits, misses) = server.cache_stats();
+    assert!(misses >= 1, "read from the object store: {hits} hits, {misses} misses");
+    // ... and this comes from the block cache.
+    let (_, again) = fetch(&mut s, 2, "events", 10).await;
+    assert_eq!(again, expected(&values[10..], 10));
+    assert!(server.cache_stats().0 > hits, "served from the cache: {:?}", server.cache_stats());
+    assert_eq!(produce(&mut s, 3, "events", &["after"]).await, 20);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = start(dir.path()).await;
+        let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+        create_topic(&mut s, "crash").await;
+        assert_eq!(produce(&mut s, 1, "crash", &["x", "y"]).await, 0);
+        server.kill().await;
+    }
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (hw, records) = fetch(&mut s, 1, "crash", 0).await;
+    assert_eq!(hw, 2);
+    assert_eq!(records, expected(&["x", "y"], 0));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_produces_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = ServeArgs::defaults();
+    args.listen = "127.0.0.1:0".into();
+    args.data_dir = dir.path().to_path_buf();
+    args.flush_ms = 300; // the produce waits in the open object when shutdown starts
+    let server = Server::open(&args).await.unwrap();
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    create_topic(&mut s, "late").await;
+    let body = ProduceRequest {
+        acks: -1,
+        timeout_ms: 10_000,
+        topic_data: vec![TopicProduceData {
+            name: "late".into(),
+            partition_data: vec![PartitionProduceData { index: 0, records: Some(batch(&["last"])) }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    s.write_all(&request_frame(9, PRODUCE_V, RequestBody::Produce(body))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let shutdown = tokio::spawn(server.shutdown());
+    let frame = read_frame(&mut s).await.expect("the produce is answered before the connection closes");
+    let (header, body) = decode_response_frame(frame, ApiKey::Produce, PRODUCE_V).unwrap();
+    assert_eq!(header.correlation_id, 9);
+    let ResponseBody::Produce(r) = body else { panic!() };
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    expect_closed(&mut s).await;
+    shutdown.await.unwrap();
+    // And the record is there after a restart.
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    assert_eq!(fetch(&mut s, 1, "late", 0).await.1, expected(&["last"], 0));
+    server.shutdown().await;
+}
