@@ -22,7 +22,7 @@ pub enum Command {
     /// order of everything in the sequencer.
     Serve(Box<ServeArgs>),
     /// Load generator and checker for any Kafka-compatible broker.
-    Bench(crate::bench::BenchArgs),
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 const MIB: u64 = 1 << 20;
@@ -41,14 +41,14 @@ pub struct ServeArgs {
     pub advertised: Option<String>,
 
     /// Directory for this broker's local state: the embedded sequencer's log
-    /// (<data-dir>/log) and, unless --objects says otherwise, the objects
-    /// (<data-dir>/objects). Created if missing.
+    /// (<data-dir>/log) and, unless --objects says otherwise, the object store
+    /// (objects land in <data-dir>/objects/). Created if missing.
     #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
     pub data_dir: PathBuf,
 
-    /// Where record data is kept: file:///some/dir (a local directory, written
-    /// with fsync) or memory:// (lost at exit; tests only). Default:
-    /// file://<data-dir>/objects.
+    /// Where record data is kept, like a bucket: file:///some/dir (a local
+    /// directory, written with fsync; objects go under objects/ in it) or
+    /// memory:// (lost at exit; tests only). Default: file://<data-dir>.
     #[arg(long, env = "STRATA_OBJECTS")]
     pub objects: Option<String>,
 

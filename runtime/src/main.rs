@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("strata").build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Bench(args) => {
             let json = args.json;
-            match runtime.block_on(strata_runtime::bench::run(args)) {
+            match runtime.block_on(strata_runtime::bench::run(*args)) {
                 Ok(report) => {
                     println!("{}", report.render(json));
                     if report.has_check_failures() {

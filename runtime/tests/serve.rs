@@ -35,11 +35,7 @@ fn request_frame(correlation_id: i32, version: i16, body: RequestBody) -> BytesM
 }
 
 fn api_versions(correlation_id: i32) -> BytesMut {
-    let body = ApiVersionsRequest {
-        client_software_name: "strata-test".into(),
-        client_software_version: "1".into(),
-        ..Default::default()
-    };
+    let body = ApiVersionsRequest { client_software_name: "strata-test".into(), client_software_version: "1".into() };
     request_frame(correlation_id, 3, RequestBody::ApiVersions(body))
 }
 
@@ -435,5 +431,57 @@ async fn shutdown_answers_produces_in_flight() {
     let server = start(dir.path()).await;
     let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
     assert_eq!(fetch(&mut s, 1, "late", 0).await.1, expected(&["last"], 0));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn responses_keep_request_order_and_acks_0_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    create_topic(&mut s, "quiet").await;
+    // A long-poll fetch on an empty partition, then an ApiVersions: the core
+    // answers the ApiVersions at once, but it must go out after the fetch.
+    let fetch = FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 300,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: "quiet".into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                current_leader_epoch: -1,
+                last_fetched_epoch: -1,
+                log_start_offset: -1,
+                partition_max_bytes: 1 << 20,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // An acks=0 produce in between gets no response at all.
+    let produce0 = ProduceRequest {
+        acks: 0,
+        timeout_ms: 10_000,
+        topic_data: vec![TopicProduceData {
+            name: "other-topic-that-does-not-exist".into(),
+            partition_data: vec![PartitionProduceData { index: 0, records: Some(batch(&["z"])) }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut all = request_frame(1, FETCH_V, RequestBody::Fetch(fetch));
+    all.extend_from_slice(&request_frame(2, PRODUCE_V, RequestBody::Produce(produce0)));
+    all.extend_from_slice(&api_versions(3));
+    let started = std::time::Instant::now();
+    s.write_all(&all).await.unwrap();
+    let (h, _) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::Fetch, FETCH_V).unwrap();
+    assert_eq!(h.correlation_id, 1);
+    assert!(started.elapsed() >= Duration::from_millis(250), "the fetch waited: {:?}", started.elapsed());
+    let (h, _) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::ApiVersions, 3).unwrap();
+    assert_eq!(h.correlation_id, 3, "the acks=0 produce got no response");
     server.shutdown().await;
 }

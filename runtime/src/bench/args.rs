@@ -192,6 +192,11 @@ pub struct ProducerArgs {
     /// retry.backoff.ms.
     #[arg(long, default_value_t = 100)]
     pub retry_backoff_ms: u64,
+    /// Independent producers, each with its own connections, accumulator
+    /// and generator (like running this many client processes);
+    /// --num-records and --rate are split evenly among them.
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
 }
 
 /// The consumer's knobs, named after Kafka's consumer configs.
@@ -215,6 +220,10 @@ pub struct ConsumerArgs {
     /// max.partition.fetch.bytes.
     #[arg(long, default_value_t = 1_048_576)]
     pub max_partition_fetch_bytes: i32,
+    /// Independent consumers, each with its own connections; the partitions
+    /// are dealt out among them round-robin (like a group of this many members).
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
 }
 
 /// compression.type values.
@@ -319,9 +328,8 @@ mod tests {
     fn parse(args: &[&str]) -> BenchArgs {
         let mut v = vec!["strata", "bench"];
         v.extend_from_slice(args);
-        match Cli::try_parse_from(v).unwrap_or_else(|e| panic!("{e}")).cmd {
-            Top::Bench(b) => b,
-        }
+        let Top::Bench(b) = Cli::try_parse_from(v).unwrap_or_else(|e| panic!("{e}")).cmd;
+        b
     }
 
     #[test]

@@ -183,10 +183,10 @@ pub struct FetchConfig {
     pub backoff: Duration,
 }
 
-/// Consumes `starts` (partition → first offset) through `conns` (leader → connection).
+/// Consumes from `starts` (partition → first offset); each fetcher is a
+/// connection to a leader and the partitions it fetches there.
 pub async fn run(
-    conns: BTreeMap<i32, Connection>,
-    groups: BTreeMap<i32, Vec<i32>>,
+    fetchers: Vec<(Connection, Vec<i32>)>,
     starts: BTreeMap<i32, i64>,
     cfg: FetchConfig,
     ctl: Arc<ConsumeControl>,
@@ -195,9 +195,7 @@ pub async fn run(
 ) -> ConsumeOutcome {
     let start = Instant::now();
     let mut tasks = Vec::new();
-    let mut conns = conns;
-    for (node, ps) in groups {
-        let Some(conn) = conns.remove(&node) else { continue };
+    for (conn, ps) in fetchers {
         let positions: BTreeMap<i32, OffsetTracker> =
             ps.iter().map(|p| (*p, OffsetTracker::new(starts.get(p).copied().unwrap_or(0)))).collect();
         tasks.push(tokio::spawn(fetcher(conn, positions, cfg.clone(), ctl.clone(), progress.clone(), clock)));

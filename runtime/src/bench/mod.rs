@@ -119,7 +119,6 @@ impl Default for WallClock {
 /// Live counters for the progress line.
 #[derive(Debug, Default)]
 pub struct Progress {
-    generated: AtomicU64,
     acked: AtomicU64,
     acked_bytes: AtomicU64,
     consumed: AtomicU64,
@@ -127,10 +126,6 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn generated(&self, total: u64) {
-        self.generated.store(total, Ordering::Relaxed);
-    }
-
     fn acked(&self, records: u64, bytes: u64) {
         self.acked.fetch_add(records, Ordering::Relaxed);
         self.acked_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -276,9 +271,37 @@ async fn leader_connections(s: &Setup) -> Result<BTreeMap<i32, Connection>, Benc
     Ok(out)
 }
 
+/// Connections for `n` producers: each gets its own to every leader.
+async fn producer_connections(s: &Setup, n: usize) -> Result<Vec<BTreeMap<i32, Connection>>, BenchError> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(leader_connections(s).await?);
+    }
+    Ok(out)
+}
+
+/// Fetchers for `n` consumers: the partitions are dealt out round-robin,
+/// and each consumer has its own connection to each of its leaders.
+async fn consumer_fetchers(s: &Setup, n: usize) -> Result<Vec<(Connection, Vec<i32>)>, BenchError> {
+    let n = n.max(1);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mine: Vec<i32> = s.partitions.iter().enumerate().filter(|(j, _)| j % n == i).map(|(_, p)| *p).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        for (node, ps) in s.topic.by_leader(&mine) {
+            out.push((s.cluster.connect_node(node).await?, ps));
+        }
+    }
+    Ok(out)
+}
+
 fn check_producer_args(p: &ProducerArgs, e2e: bool) -> Result<(), BenchError> {
-    if p.batch_size == 0 || p.max_in_flight == 0 || p.max_request_size == 0 {
-        return Err(BenchError::Args("--batch-size, --max-in-flight and --max-request-size must be positive".into()));
+    if p.batch_size == 0 || p.max_in_flight == 0 || p.max_request_size == 0 || p.producers == 0 {
+        return Err(BenchError::Args(
+            "--batch-size, --max-in-flight, --max-request-size and --producers must be positive".into(),
+        ));
     }
     if !(p.rate >= 0.0 && p.rate.is_finite()) {
         return Err(BenchError::Args("--rate must be 0 (unlimited) or a positive number".into()));
@@ -336,6 +359,7 @@ fn producer_params(p: &ProducerArgs) -> Vec<(String, String)> {
         ("target rate".into(), if p.rate > 0.0 { format!("{} records/s", p.rate) } else { "unlimited".into() }),
         ("partitioner".into(), format!("{:?}", p.partitioner).to_lowercase()),
         ("retries".into(), p.retries.to_string()),
+        ("producers".into(), p.producers.to_string()),
     ]
 }
 
@@ -346,6 +370,7 @@ fn consumer_params(c: &ConsumerArgs, from: StartFrom) -> Vec<(String, String)> {
         ("fetch.max.wait.ms".into(), c.fetch_max_wait_ms.to_string()),
         ("fetch.max.bytes".into(), c.fetch_max_bytes.to_string()),
         ("max.partition.fetch.bytes".into(), c.max_partition_fetch_bytes.to_string()),
+        ("consumers".into(), c.consumers.to_string()),
     ]
 }
 
@@ -367,7 +392,7 @@ async fn run_produce(a: ProduceArgs) -> Result<Report, BenchError> {
     let s = setup(&a.conn, &a.topic, max_frame(None)).await?;
     let mut notes = s.notes.clone();
     let limit = default_limit(&a.limit, &mut notes);
-    let conns = leader_connections(&s).await?;
+    let conns = producer_connections(&s, a.producer.producers).await?;
     let progress = Arc::new(Progress::default());
     let printer = ProgressPrinter::start(progress.clone(), Duration::from_secs(a.conn.progress_secs), true, false);
     let clock = WallClock::new();
@@ -438,6 +463,9 @@ async fn run_consume(a: ConsumeArgs) -> Result<Report, BenchError> {
     if a.consumer.from == StartFrom::Latest && a.limit.num_records.is_none() && a.limit.duration.is_none() {
         return Err(BenchError::Args("consuming from latest needs --num-records or --duration".into()));
     }
+    if a.consumer.consumers == 0 {
+        return Err(BenchError::Args("--consumers must be positive".into()));
+    }
     let s = setup(&a.conn, &a.topic, max_frame(Some(&a.consumer))).await?;
     let mut notes = s.notes.clone();
     let conns = leader_connections(&s).await?;
@@ -461,8 +489,9 @@ async fn run_consume(a: ConsumeArgs) -> Result<Report, BenchError> {
     let printer = ProgressPrinter::start(progress.clone(), Duration::from_secs(a.conn.progress_secs), false, true);
     let clock = WallClock::new();
     let cfg = fetch_config(&s, &a.consumer, false, &clock);
-    let groups = s.topic.by_leader(&s.partitions);
-    let out = consume::run(conns, groups, starts, cfg, ctl, progress, clock).await;
+    let fetchers = consumer_fetchers(&s, a.consumer.consumers).await?;
+    drop(conns);
+    let out = consume::run(fetchers, starts, cfg, ctl, progress, clock).await;
     drop(printer);
     let consume = consume_report(&out, &mut notes, false);
     Ok(Report {
@@ -485,19 +514,23 @@ async fn run_e2e(a: E2eArgs) -> Result<Report, BenchError> {
     if a.consumer.from == StartFrom::Earliest {
         notes.push("e2e consumes from the latest offsets (only this run's records)".into());
     }
-    let producer_conns = leader_connections(&s).await?;
-    let consumer_conns = leader_connections(&s).await?;
+    if a.consumer.consumers == 0 {
+        return Err(BenchError::Args("--consumers must be positive".into()));
+    }
+    let producer_conns = producer_connections(&s, a.producer.producers).await?;
+    let fetchers = consumer_fetchers(&s, a.consumer.consumers).await?;
     // Positions first, so that the consumer sees every record produced.
-    let starts = starting_offsets(&s, &consumer_conns, LATEST).await?;
+    let starts = {
+        let conns = leader_connections(&s).await?;
+        starting_offsets(&s, &conns, LATEST).await?
+    };
     let ctl = Arc::new(ConsumeControl::new());
     let progress = Arc::new(Progress::default());
     let printer = ProgressPrinter::start(progress.clone(), Duration::from_secs(a.conn.progress_secs), true, true);
     let clock = WallClock::new();
     let cfg = fetch_config(&s, &a.consumer, true, &clock);
-    let groups = s.topic.by_leader(&s.partitions);
     let consumer = tokio::spawn(consume::run(
-        consumer_conns,
-        groups,
+        fetchers,
         starts.clone(),
         cfg,
         ctl.clone(),

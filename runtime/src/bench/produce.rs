@@ -98,9 +98,13 @@ struct InFlight {
     batches: Vec<BuiltBatch>,
 }
 
-/// Runs the producer over `partitions` of `topic`, one connection per leader.
+/// Runs `conns.len()` independent producers over `partitions` of `topic`;
+/// each has its own connection to every leader (`conns[i]`: node id →
+/// connection), accumulator and generator. `--num-records` and `--rate` are
+/// split evenly among them.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
-    conns: BTreeMap<i32, Connection>,
+    conns: Vec<BTreeMap<i32, Connection>>,
     topic: &TopicInfo,
     partitions: &[i32],
     args: &ProducerArgs,
@@ -109,7 +113,116 @@ pub async fn run(
     progress: Arc<Progress>,
     clock: WallClock,
 ) -> Result<ProduceOutcome, BenchError> {
-    let groups = topic.by_leader(partitions);
+    let n = conns.len().max(1) as u64;
+    let mut tasks = Vec::new();
+    for (i, c) in conns.into_iter().enumerate() {
+        let mut l = limit.clone();
+        if let Some(total) = limit.num_records {
+            l.num_records = Some(total / n + u64::from((i as u64) < total % n));
+        }
+        tasks.push(tokio::spawn(instance(
+            c,
+            topic.clone(),
+            partitions.to_vec(),
+            args.clone(),
+            l,
+            args.rate / n as f64,
+            i,
+            timeout,
+            progress.clone(),
+            clock,
+        )));
+    }
+    let mut out = ProduceOutcome::default();
+    let mut latency = LatencyRecorder::new();
+    let mut start: Option<Instant> = None;
+    let mut last_ack: Option<Instant> = None;
+    let mut acked = Throughput::default();
+    let mut first_error = None;
+    for t in tasks {
+        let r = match t.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            Err(e) => {
+                first_error.get_or_insert(BenchError::Protocol(format!("a producer task failed: {e}")));
+                continue;
+            }
+        };
+        latency.merge(&r.latency);
+        out.errors.merge(r.errors);
+        acked.records += r.acked.records;
+        acked.payload_bytes += r.acked.payload_bytes;
+        acked.wire_bytes += r.acked.wire_bytes;
+        out.report.requests += r.requests;
+        out.report.batches += r.batches;
+        out.report.batches_retried += r.retried;
+        out.report.records_failed += r.failed_records;
+        out.report.throttle_ms += r.throttle_ms;
+        out.generated += r.generated;
+        start = Some(start.map_or(r.start, |s| s.min(r.start)));
+        last_ack = max_instant(last_ack, r.last_ack);
+        for (p, end) in r.acked_end {
+            let e = out.acked_end.entry(p).or_insert(end);
+            *e = (*e).max(end);
+        }
+        if out.aborted.is_none() {
+            out.aborted = r.aborted;
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let start = start.unwrap_or_else(Instant::now);
+    acked.elapsed = last_ack.unwrap_or_else(Instant::now).saturating_duration_since(start);
+    out.report.throughput = acked;
+    out.report.request_latency = latency.summary();
+    Ok(out)
+}
+
+fn max_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What one producer measured.
+#[derive(Debug)]
+struct InstanceResult {
+    start: Instant,
+    latency: LatencyRecorder,
+    errors: ErrorCounts,
+    acked: Throughput,
+    requests: u64,
+    batches: u64,
+    retried: u64,
+    failed_records: u64,
+    throttle_ms: u64,
+    last_ack: Option<Instant>,
+    acked_end: BTreeMap<i32, i64>,
+    generated: u64,
+    aborted: Option<String>,
+}
+
+/// One producer: a generator (this task) and a sender per leader.
+#[allow(clippy::too_many_arguments)]
+async fn instance(
+    conns: BTreeMap<i32, Connection>,
+    topic: TopicInfo,
+    partitions: Vec<i32>,
+    args: ProducerArgs,
+    limit: LimitArgs,
+    rate: f64,
+    index: usize,
+    timeout: Duration,
+    progress: Arc<Progress>,
+    clock: WallClock,
+) -> Result<InstanceResult, BenchError> {
+    let topic = &topic;
+    let groups = topic.by_leader(&partitions);
     let leader_of: HashMap<i32, i32> =
         groups.iter().flat_map(|(node, ps)| ps.iter().map(move |p| (*p, *node))).collect();
     let shared = Arc::new(Shared {
@@ -148,12 +261,15 @@ pub async fn run(
 
     // The generator.
     let start = Instant::now();
-    let pacer = Pacer::new(start, args.rate);
+    let pacer = Pacer::new(start, rate);
     let deadline = limit.duration.map(|d| start + d);
-    let seed = clock.now_nanos() ^ 0x9E37_79B9_7F4A_7C15;
+    let seed = clock.now_nanos() ^ 0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xA24B_AED4_963E_E407);
     let mut payloads = Payloads::new(args.record_size, seed);
     let sticky = matches!(args.partitioner, Partitioner::Sticky).then_some(args.batch_size);
-    let mut chooser = PartitionChooser::new(partitions.to_vec(), sticky);
+    // Each producer starts on another partition.
+    let mut rotated = partitions.clone();
+    rotated.rotate_left(index % partitions.len().max(1));
+    let mut chooser = PartitionChooser::new(rotated, sticky);
     let buffer_memory = args.buffer_memory.max(args.batch_size);
     let mut n: u64 = 0;
     loop {
@@ -190,41 +306,44 @@ pub async fn run(
         }
         n += 1;
         if n % 256 == 0 {
-            progress.generated(n);
             tokio::task::yield_now().await;
         }
     }
-    progress.generated(n);
     shared.acc().flush();
     for w in wakes.values() {
         w.notify_one();
     }
 
-    let mut out = ProduceOutcome { generated: n, ..Default::default() };
-    let mut latency = LatencyRecorder::new();
-    let mut last_ack: Option<Instant> = None;
-    let mut acked = Throughput::default();
+    let mut out = InstanceResult {
+        start,
+        latency: LatencyRecorder::new(),
+        errors: ErrorCounts::default(),
+        acked: Throughput::default(),
+        requests: 0,
+        batches: 0,
+        retried: 0,
+        failed_records: 0,
+        throttle_ms: 0,
+        last_ack: None,
+        acked_end: BTreeMap::new(),
+        generated: n,
+        aborted: None,
+    };
     for s in senders {
         let r = s.await.map_err(|e| BenchError::Protocol(format!("a producer task failed: {e}")))?;
-        latency.merge(&r.latency);
+        out.latency.merge(&r.latency);
         out.errors.merge(r.errors);
-        acked.records += r.acked.records;
-        acked.payload_bytes += r.acked.payload_bytes;
-        acked.wire_bytes += r.acked.wire_bytes;
-        out.report.requests += r.requests;
-        out.report.batches += r.batches;
-        out.report.batches_retried += r.retried;
-        out.report.records_failed += r.failed_records;
-        out.report.throttle_ms += r.throttle_ms;
-        last_ack = match (last_ack, r.last_ack) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        out.acked.records += r.acked.records;
+        out.acked.payload_bytes += r.acked.payload_bytes;
+        out.acked.wire_bytes += r.acked.wire_bytes;
+        out.requests += r.requests;
+        out.batches += r.batches;
+        out.retried += r.retried;
+        out.failed_records += r.failed_records;
+        out.throttle_ms += r.throttle_ms;
+        out.last_ack = max_instant(out.last_ack, r.last_ack);
         out.acked_end.extend(r.acked_end);
     }
-    acked.elapsed = last_ack.unwrap_or_else(Instant::now).saturating_duration_since(start);
-    out.report.throughput = acked;
-    out.report.request_latency = latency.summary();
     out.aborted = shared.abort_reason.lock().unwrap_or_else(|p| p.into_inner()).take();
     Ok(out)
 }

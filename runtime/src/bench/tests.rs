@@ -22,9 +22,8 @@ fn args(broker: &FakeBroker, a: &str) -> BenchArgs {
     v.push(words.next().expect("a workload"));
     v.extend(["-b".into(), broker.bootstrap(), "--progress-secs".into(), "0".into(), "--request-timeout-ms".into(), "5000".into()]);
     v.extend(words);
-    match Cli::try_parse_from(v).unwrap_or_else(|e| panic!("{e}")).cmd {
-        Top::Bench(b) => b,
-    }
+    let Top::Bench(b) = Cli::try_parse_from(v).unwrap_or_else(|e| panic!("{e}")).cmd;
+    b
 }
 
 async fn bench(broker: &FakeBroker, a: &str) -> Report {
@@ -105,7 +104,6 @@ async fn every_codec_and_acks_setting_round_trips() {
 async fn e2e_measures_latency_and_sees_every_record() {
     let broker = FakeBroker::start(Faults::default()).await;
     let r = bench(&broker, "e2e -t e2e --create-topic -p 3 -n 5000 -s 64 --rate 20000 --compression lz4 --fetch-max-wait-ms 20").await;
-    eprintln!("{r}\n{}", r.render(true));
     assert!(r.is_clean(), "{r}");
     let p = r.produce.as_ref().unwrap();
     let c = r.consume.as_ref().unwrap();
@@ -118,6 +116,21 @@ async fn e2e_measures_latency_and_sees_every_record() {
     assert!(p.throughput.elapsed >= Duration::from_millis(200), "{:?}", p.throughput.elapsed);
     let j = r.to_json();
     assert!(j["consume"]["e2e_latency"]["p99_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_producers_and_consumers_split_the_work() {
+    let broker = FakeBroker::start(Faults::default()).await;
+    let r = bench(&broker, "produce -t many --create-topic -p 5 -n 10001 -s 30 --producers 3 --partitioner round-robin").await;
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(r.produce.unwrap().throughput.records, 10_001);
+    let r = bench(&broker, "consume -t many --consumers 2").await;
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(r.consume.unwrap().throughput.records, 10_001);
+    let r = bench(&broker, "e2e -t many -n 3000 -s 30 --producers 2 --consumers 3 --fetch-max-wait-ms 10").await;
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(r.consume.as_ref().unwrap().throughput.records, 3000);
+    assert_eq!(r.consume.unwrap().e2e_latency.unwrap().count, 3000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,9 +182,7 @@ async fn nothing_listening_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let b = match Cli::try_parse_from(["strata", "bench", "produce", "-b", &addr.to_string(), "-n", "1"]).unwrap().cmd {
-        Top::Bench(b) => b,
-    };
+    let Top::Bench(b) = Cli::try_parse_from(["strata", "bench", "produce", "-b", &addr.to_string(), "-n", "1"]).unwrap().cmd;
     let e = run(b).await.unwrap_err();
     assert!(matches!(e, BenchError::Client(ClientError::Connect { .. })), "{e}");
 }

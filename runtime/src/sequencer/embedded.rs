@@ -1197,6 +1197,32 @@ mod tests {
         }
     }
 
+    /// Appends `n` records of `len` bytes to an empty log from 32 tasks at
+    /// once (so they are group-committed, and quick); returns them in
+    /// revision order, after checking the revisions are 1..=n.
+    async fn fill_concurrently(seq: &Arc<EmbeddedSequencer>, n: u64, len: usize) -> Vec<Bytes> {
+        let mut tasks = Vec::new();
+        for t in 0..32 {
+            let seq = seq.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                for i in (t..n).step_by(32) {
+                    let record = rec(i, len);
+                    out.push((seq.append(record.clone()).await.unwrap(), record));
+                }
+                out
+            }));
+        }
+        let mut all = std::collections::BTreeMap::new();
+        for task in tasks {
+            for (revision, record) in task.await.unwrap() {
+                assert!(all.insert(revision, record).is_none());
+            }
+        }
+        assert!(all.keys().copied().eq(1..=n));
+        all.into_values().collect()
+    }
+
     fn log_len(dir: &Path) -> u64 {
         fs::metadata(dir.join(LOG_FILE)).unwrap().len()
     }
@@ -1403,30 +1429,28 @@ mod tests {
     #[tokio::test]
     async fn watch_replays_more_than_the_cache_holds() {
         let dir = tempfile::tempdir().unwrap();
-        let seq = EmbeddedSequencer::open(dir.path()).unwrap();
+        let seq = Arc::new(EmbeddedSequencer::open(dir.path()).unwrap());
         // 12 MiB: more than the recent cache, so the start comes from the file.
-        let n = 3000;
-        for i in 1..=n {
-            assert_eq!(seq.append(rec(i, 4096)).await.unwrap(), i);
-        }
+        let records = fill_concurrently(&seq, 3000, 4096).await;
         assert!(lock(&seq.inner.state).recent.front().unwrap().revision > 1);
         let mut w = seq.watch(1).await.unwrap();
-        for i in 1..=n {
-            assert_eq!(next_ok(&mut w).await, (i, rec(i, 4096)));
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(next_ok(&mut w).await, (i as u64 + 1, record.clone()));
         }
     }
 
     #[tokio::test]
     async fn a_slow_watcher_does_not_block_appends() {
         let dir = tempfile::tempdir().unwrap();
-        let seq = EmbeddedSequencer::open(dir.path()).unwrap();
+        let seq = Arc::new(EmbeddedSequencer::open(dir.path()).unwrap());
         let mut w = seq.watch(1).await.unwrap();
         // Far more than the watch buffer, nobody reading.
-        tokio::time::timeout(Duration::from_secs(30), fill(&seq, 2000))
-            .await
-            .expect("appends blocked");
-        for i in 1..=2000 {
-            assert_eq!(next_ok(&mut w).await, (i, payload(i)));
+        let records =
+            tokio::time::timeout(Duration::from_secs(60), fill_concurrently(&seq, 3000, 100))
+                .await
+                .expect("appends blocked");
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(next_ok(&mut w).await, (i as u64 + 1, record.clone()));
         }
     }
 

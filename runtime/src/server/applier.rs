@@ -46,7 +46,11 @@ pub async fn run_applier<S: Sequencer + 'static>(sequencer: Arc<S>, from: u64, t
             }
             if revision > next {
                 // Revisions are dense; a gap means the sequencer lost records.
-                tracing::error!(expected = next, got = revision, "sequencer skipped revisions; applying on from {revision}");
+                tracing::error!(
+                    expected = next,
+                    got = revision,
+                    "sequencer skipped revisions; applying on from {revision}"
+                );
             }
             let msg = match Commit::decode(record) {
                 Ok(commit) => DriverMsg::Input(Input::Applied { revision, commit }),

@@ -222,11 +222,13 @@ async fn read_loop(
                 }
             }
             Err(RequestError { header: Some(h), .. })
-                if h.api_key == ApiKey::ApiVersions as i16 && !version_supported(ApiKey::ApiVersions, h.api_version) =>
+                if h.api_key == ApiKey::ApiVersions as i16
+                    && !version_supported(ApiKey::ApiVersions, h.api_version) =>
             {
                 tracing::debug!(conn, %peer, version = h.api_version, "ApiVersions of an unknown version: answering v0");
                 let (api_version, body) = api_versions_fallback();
-                let _ = events.send(ConnEvent::Respond { request, correlation_id: h.correlation_id, api_version, body });
+                let _ =
+                    events.send(ConnEvent::Respond { request, correlation_id: h.correlation_id, api_version, body });
             }
             Err(RequestError { header, error }) => {
                 let (key, version, cid) = match &header {

@@ -30,6 +30,7 @@ pub const DRIVER_QUEUE: usize = 4096;
 
 /// What reaches the driver.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // nearly every message is an Input
 pub enum DriverMsg {
     /// Something for the core.
     Input(Input),
@@ -196,7 +197,7 @@ impl Driver {
         self.out = out;
     }
 
-    fn to_conn(&mut self, conn: ConnId, event: ConnEvent) {
+    fn send_to_conn(&mut self, conn: ConnId, event: ConnEvent) {
         if let Some(events) = self.conns.get(&conn) {
             // A connection that is gone sends `Closed` soon; drop what it missed.
             let _ = events.send(event);
@@ -206,10 +207,10 @@ impl Driver {
     fn carry(&mut self, output: Output) {
         match output {
             Output::Respond { conn, request, correlation_id, api_version, body } => {
-                self.to_conn(conn, ConnEvent::Respond { request, correlation_id, api_version, body })
+                self.send_to_conn(conn, ConnEvent::Respond { request, correlation_id, api_version, body })
             }
-            Output::NoResponse { conn, request } => self.to_conn(conn, ConnEvent::NoResponse { request }),
-            Output::Close { conn } => self.to_conn(conn, ConnEvent::Close),
+            Output::NoResponse { conn, request } => self.send_to_conn(conn, ConnEvent::NoResponse { request }),
+            Output::Close { conn } => self.send_to_conn(conn, ConnEvent::Close),
             Output::SetTimer { timer, at_ms } => self.timers.set(timer, at_ms),
             Output::Append { append, commit } => {
                 // The appender keeps the order of appends; it lives as long as we do.

@@ -76,6 +76,7 @@ impl ServerConfig {
             request_timeout_ms: args.request_timeout_ms,
             incarnation,
             recent_object_bytes: args.recent_object_bytes,
+            log_dir: std::path::absolute(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone()).display().to_string(),
         };
         ServerConfig {
             listen: args.listen.clone(),
@@ -162,9 +163,11 @@ fn bind_error(addr: &str, e: std::io::Error) -> ServeError {
             source: e,
             hint: "; ports below 1024 need privileges: pass --listen with a port above 1023",
         },
-        std::io::ErrorKind::AddrNotAvailable => {
-            ServeError::Bind { addr: addr.into(), source: e, hint: "; that address is not one of this machine's: check --listen" }
-        }
+        std::io::ErrorKind::AddrNotAvailable => ServeError::Bind {
+            addr: addr.into(),
+            source: e,
+            hint: "; that address is not one of this machine's: check --listen",
+        },
         _ => ServeError::Bind { addr: addr.into(), source: e, hint: "; check --listen (host:port)" },
     }
 }
@@ -178,6 +181,39 @@ fn split_host_port(s: &str) -> Option<(String, i32)> {
         return None;
     }
     Some((host.to_owned(), i32::from(port)))
+}
+
+/// A bound listener and the address to advertise.
+struct Bound {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    advertised: String,
+    host: String,
+    port: i32,
+}
+
+/// Binds `--listen` and works out the advertised address.
+async fn bind(cfg: &ServerConfig) -> Result<Bound, ServeError> {
+    let listener = TcpListener::bind(&cfg.listen).await.map_err(|e| bind_error(&cfg.listen, e))?;
+    let local_addr = listener.local_addr().map_err(|e| bind_error(&cfg.listen, e))?;
+    let advertised = match &cfg.advertised {
+        Some(a) => a.clone(),
+        None if local_addr.ip().is_unspecified() => {
+            return Err(ServeError::Advertised(format!(
+                "--listen {} accepts connections on every interface, but clients cannot connect to {}; \
+                 pass --advertised with the host:port clients should use",
+                cfg.listen,
+                local_addr.ip()
+            )))
+        }
+        None => local_addr.to_string(),
+    };
+    let (host, port) = split_host_port(&advertised).ok_or_else(|| {
+        ServeError::Advertised(format!(
+            "--advertised {advertised:?} is not host:port (for example broker1.example.com:9092)"
+        ))
+    })?;
+    Ok(Bound { listener, local_addr, advertised, host, port })
 }
 
 /// Draws this run's incarnation number.
@@ -194,15 +230,20 @@ pub fn draw_incarnation() -> u64 {
 
 impl Server {
     /// Opens what the flags name — the object store, the embedded sequencer in
-    /// `<data-dir>/log` — and starts the server on them.
+    /// `<data-dir>/log` — and starts the server on them. The listener is bound
+    /// first, so a busy port fails before anything is created on disk.
     pub async fn open(args: &ServeArgs) -> Result<Server, ServeError> {
+        let cfg = ServerConfig::from_args(args, draw_incarnation());
+        let listener = bind(&cfg).await?;
         std::fs::create_dir_all(&args.data_dir)
             .map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
         let data_dir = std::fs::canonicalize(&args.data_dir)
             .map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
         let url = match &args.objects {
             Some(url) => url.clone(),
-            None => format!("file://{}", data_dir.join("objects").display()),
+            // Object keys start with `objects/` (and later `snapshots/`): the data
+            // directory plays the bucket, so objects land in <data-dir>/objects/.
+            None => format!("file://{}", data_dir.display()),
         };
         let store = ObjectStoreBackend::open(&url)?;
         let log_dir = data_dir.join("log");
@@ -211,34 +252,27 @@ impl Server {
             .await
             .expect("opening the sequencer panicked")
             .map_err(|source| ServeError::Sequencer { dir: log_dir, source })?;
-        let cfg = ServerConfig::from_args(args, draw_incarnation());
-        Server::start(cfg, Arc::new(sequencer), Arc::new(store)).await
+        Server::start_on(listener, cfg, Arc::new(sequencer), Arc::new(store)).await
     }
 
     /// Starts a server on `sequencer` and `store`: binds, replays the whole
     /// sequencer log into a fresh core, then accepts connections.
     pub async fn start<S: Sequencer + 'static>(
+        cfg: ServerConfig,
+        sequencer: Arc<S>,
+        store: Arc<dyn ObjectStoreClient>,
+    ) -> Result<Server, ServeError> {
+        let listener = bind(&cfg).await?;
+        Server::start_on(listener, cfg, sequencer, store).await
+    }
+
+    async fn start_on<S: Sequencer + 'static>(
+        listener: Bound,
         mut cfg: ServerConfig,
         sequencer: Arc<S>,
         store: Arc<dyn ObjectStoreClient>,
     ) -> Result<Server, ServeError> {
-        let listener = TcpListener::bind(&cfg.listen).await.map_err(|e| bind_error(&cfg.listen, e))?;
-        let local_addr = listener.local_addr().map_err(|e| bind_error(&cfg.listen, e))?;
-        let advertised = match &cfg.advertised {
-            Some(a) => a.clone(),
-            None if local_addr.ip().is_unspecified() => {
-                return Err(ServeError::Advertised(format!(
-                    "--listen {} accepts connections on every interface, but clients cannot connect to {}; \
-                     pass --advertised with the host:port clients should use",
-                    cfg.listen,
-                    local_addr.ip()
-                )))
-            }
-            None => local_addr.to_string(),
-        };
-        let (host, port) = split_host_port(&advertised).ok_or_else(|| {
-            ServeError::Advertised(format!("--advertised {advertised:?} is not host:port (for example broker1.example.com:9092)"))
-        })?;
+        let Bound { listener, local_addr, advertised, host, port } = listener;
         cfg.broker.advertised_host = host;
         cfg.broker.advertised_port = port;
 

@@ -24,15 +24,7 @@ pub struct BlockCache {
 impl BlockCache {
     /// A cache holding at most `capacity` bytes (0 disables it).
     pub fn new(capacity: usize) -> Self {
-        BlockCache {
-            capacity,
-            used: 0,
-            tick: 0,
-            entries: HashMap::new(),
-            by_age: BTreeMap::new(),
-            hits: 0,
-            misses: 0,
-        }
+        BlockCache { capacity, used: 0, tick: 0, entries: HashMap::new(), by_age: BTreeMap::new(), hits: 0, misses: 0 }
     }
 
     /// The cached bytes of `range` of `object`, marking them recently used.
