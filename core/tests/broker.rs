@@ -2,196 +2,19 @@
 //! a vector for the sequencer, a clock we move by hand. Produce, fetch, list
 //! offsets, idempotence and metadata, end to end through the real apply.
 
-use std::collections::BTreeMap;
+mod common;
 
 use bytes::Bytes;
+use common::{batch, records_of, Harness};
 use strata_core::broker::{Broker, BrokerConfig};
 use strata_core::error_code as ec;
-use strata_core::io::{AppendResult, Input, Output};
+use strata_core::io::Input;
 use strata_core::log::commit::Commit;
-use strata_proto::codec::header::RequestHeader;
 use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
 use strata_proto::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use strata_proto::messages::metadata_request::MetadataRequestTopic;
-use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strata_proto::messages::*;
-use strata_proto::records::{batches, BatchBuilder, Compression, TailMode};
-use strata_proto::{ApiKey, RequestBody, ResponseBody};
-
-/// One broker with in-memory IO.
-struct Harness {
-    broker: Broker,
-    now: u64,
-    objects: BTreeMap<String, Bytes>,
-    log: Vec<Bytes>,
-    timers: BTreeMap<u64, u64>,
-    responses: Vec<(u64, ResponseBody)>,
-    next_request: u64,
-    fail_writes: bool,
-}
-
-impl Harness {
-    fn new() -> Self {
-        Harness {
-            broker: Broker::new(BrokerConfig::for_tests()),
-            now: 0,
-            objects: BTreeMap::new(),
-            log: Vec::new(),
-            timers: BTreeMap::new(),
-            responses: Vec::new(),
-            next_request: 0,
-            fail_writes: false,
-        }
-    }
-
-    fn feed(&mut self, input: Input) {
-        let mut queue = vec![input];
-        while let Some(input) = queue.pop() {
-            let mut out = Vec::new();
-            self.broker.handle(self.now, input, &mut out);
-            for o in out {
-                match o {
-                    Output::Respond { request, body, .. } => self.responses.push((request, body)),
-                    Output::NoResponse { .. } | Output::Close { .. } => {}
-                    Output::WriteObject { write, key, bytes } => {
-                        let result = if self.fail_writes { Err("injected".to_string()) } else { Ok(()) };
-                        if result.is_ok() {
-                            self.objects.insert(key, bytes);
-                        }
-                        queue.insert(0, Input::ObjectWritten { write, result });
-                    }
-                    Output::Append { append, commit } => {
-                        self.log.push(commit.encode());
-                        let revision = self.log.len() as u64;
-                        let commit = Commit::decode(self.log[revision as usize - 1].clone()).unwrap();
-                        queue.insert(0, Input::Appended { append, result: AppendResult::Ok(revision) });
-                        queue.insert(0, Input::Applied { revision, commit });
-                    }
-                    Output::Read { read, key, range } => {
-                        let result = self
-                            .objects
-                            .get(&key)
-                            .map(|o| o.slice(range.start as usize..range.end as usize))
-                            .ok_or_else(|| "missing".to_string());
-                        queue.insert(0, Input::ReadDone { read, result });
-                    }
-                    Output::SetTimer { timer, at_ms } => {
-                        self.timers.insert(timer, at_ms);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Moves the clock and fires due timers.
-    fn advance(&mut self, ms: u64) {
-        self.now += ms;
-        loop {
-            let due: Vec<u64> = self.timers.iter().filter(|(_, at)| **at <= self.now).map(|(t, _)| *t).collect();
-            if due.is_empty() {
-                break;
-            }
-            for t in due {
-                self.timers.remove(&t);
-                self.feed(Input::Timer { timer: t });
-            }
-        }
-    }
-
-    fn send(&mut self, version: i16, body: RequestBody) -> u64 {
-        let request = self.next_request;
-        self.next_request += 1;
-        let header = RequestHeader { api_key: body.api_key() as i16, api_version: version, correlation_id: request as i32, client_id: None };
-        self.feed(Input::Request { conn: 1, request, header, body, size: 0 });
-        request
-    }
-
-    fn take(&mut self, request: u64) -> Option<ResponseBody> {
-        let i = self.responses.iter().position(|(r, _)| *r == request)?;
-        Some(self.responses.remove(i).1)
-    }
-
-    /// Sends and lets time pass until the answer arrives.
-    fn call(&mut self, version: i16, body: RequestBody) -> ResponseBody {
-        let r = self.send(version, body);
-        for _ in 0..100 {
-            if let Some(b) = self.take(r) {
-                return b;
-            }
-            self.advance(5);
-        }
-        panic!("no response to request {r}");
-    }
-
-    fn create_topic(&mut self, name: &str, partitions: u32) {
-        let _ = partitions;
-        let req = MetadataRequest {
-            topics: Some(vec![MetadataRequestTopic { name: Some(name.into()), ..Default::default() }]),
-            allow_auto_topic_creation: true,
-            ..Default::default()
-        };
-        let ResponseBody::Metadata(m) = self.call(12, req.into()) else { panic!() };
-        assert_eq!(m.topics[0].error_code, ec::NONE);
-    }
-
-    fn produce(&mut self, topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceResponse {
-        let req = ProduceRequest {
-            acks,
-            timeout_ms: 1000,
-            topic_data: vec![TopicProduceData {
-                name: topic.into(),
-                partition_data: vec![PartitionProduceData { index: partition, records: Some(batch) }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let ResponseBody::Produce(p) = self.call(9, req.into()) else { panic!() };
-        p
-    }
-
-    fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_bytes: i32) -> FetchResponse {
-        let req = FetchRequest {
-            max_wait_ms: 0,
-            min_bytes: 0,
-            max_bytes,
-            topics: vec![FetchTopic {
-                topic: topic.into(),
-                partitions: vec![FetchPartition { partition, fetch_offset: offset, partition_max_bytes: max_bytes, ..Default::default() }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let ResponseBody::Fetch(f) = self.call(12, req.into()) else { panic!() };
-        f
-    }
-}
-
-fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
-    let mut b = BatchBuilder::new(Compression::None);
-    if let Some((id, epoch, seq)) = producer {
-        b = b.producer(id, epoch, seq);
-    }
-    for (i, v) in values.iter().enumerate() {
-        b.push(1000 + i as i64, Some(b"k"), Some(v.as_bytes()), &[]).unwrap();
-    }
-    b.build().unwrap()
-}
-
-/// (offset, value) of every record in a fetch response partition.
-fn records_of(f: &FetchResponse) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    let data = f.responses[0].partitions[0].records.clone().unwrap_or_default();
-    for b in batches(data, TailMode::AllowTruncated) {
-        let b = b.unwrap();
-        b.verify_crc().unwrap();
-        let base = b.header().base_offset;
-        for r in b.records(1 << 20).unwrap() {
-            let r = r.unwrap();
-            out.push((base + r.offset_delta as i64, String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
-        }
-    }
-    out
-}
+use strata_proto::{ApiKey, ResponseBody};
 
 #[test]
 fn produce_then_fetch_returns_records_at_their_applied_offsets() {
@@ -345,7 +168,7 @@ fn long_poll_fetch_is_woken_by_the_apply() {
 #[test]
 fn metadata_auto_creates_and_lists_topics() {
     let mut h = Harness::new();
-    h.create_topic("orders", 1);
+    h.auto_create_topic("orders");
     let ResponseBody::Metadata(m) = h.call(12, MetadataRequest { topics: None, ..Default::default() }.into()) else { panic!() };
     assert_eq!(m.brokers.len(), 1);
     assert_eq!(m.topics.len(), 1);

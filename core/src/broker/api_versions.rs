@@ -9,8 +9,27 @@ use crate::error_code as ec;
 
 /// The apis served, with the version range served (within the codec's range).
 pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {
-    [ApiKey::Produce, ApiKey::Fetch, ApiKey::ListOffsets, ApiKey::Metadata, ApiKey::ApiVersions, ApiKey::InitProducerId]
-        .into_iter()
+    [
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::Metadata,
+        ApiKey::OffsetForLeaderEpoch,
+        ApiKey::ApiVersions,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::DeleteRecords,
+        ApiKey::InitProducerId,
+        ApiKey::DescribeConfigs,
+        ApiKey::AlterConfigs,
+        ApiKey::DescribeLogDirs,
+        ApiKey::CreatePartitions,
+        ApiKey::IncrementalAlterConfigs,
+        ApiKey::DescribeCluster,
+        ApiKey::DescribeProducers,
+        ApiKey::DescribeTopicPartitions,
+    ]
+    .into_iter()
         .map(|k| {
             let (lo, hi) = k.versions();
             (k, lo, hi)

@@ -34,6 +34,7 @@ impl Broker {
                 if let Some(name) = &t.name {
                     if !self.log.topics.contains_key(name)
                         && topic_name::validate(name).is_ok()
+                        && self.log.colliding_topic(name).is_none()
                         && !create.iter().any(|n: &NewTopic| &n.name == name)
                     {
                         create.push(NewTopic {

@@ -1,13 +1,21 @@
 //! One broker's brain: takes [`Input`]s, returns [`Output`]s. Request handlers
 //! live one per file; the replicated state lives in [`crate::log`].
 
+mod admin_topics;
 mod api_versions;
+mod cluster;
+mod configs;
+mod delete_records;
 mod fetch;
 mod flush;
+mod leader_epoch;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod producers;
+mod topic_partitions;
 
 use std::collections::BTreeMap;
 
@@ -52,6 +60,8 @@ pub struct BrokerConfig {
     pub incarnation: u64,
     /// Bytes of this broker's recent objects kept in memory for tail fetches.
     pub recent_object_bytes: usize,
+    /// The log directory DescribeLogDirs reports (the data directory).
+    pub log_dir: String,
 }
 
 impl BrokerConfig {
@@ -72,6 +82,7 @@ impl BrokerConfig {
             request_timeout_ms: 30_000,
             incarnation: 7,
             recent_object_bytes: 64 << 20,
+            log_dir: "/tmp/strata-test".into(),
         }
     }
 }
@@ -100,6 +111,16 @@ pub(crate) enum Proposal {
     ProducerId(ReqInfo),
     /// Topics to create for a Metadata request (auto-create), then answer it.
     AutoCreate(metadata::PendingMetadata),
+    /// A CreateTopics request.
+    CreateTopics(admin_topics::PendingCreate),
+    /// A DeleteTopics request.
+    DeleteTopics(admin_topics::PendingDelete),
+    /// A CreatePartitions request.
+    CreatePartitions(admin_topics::PendingPartitions),
+    /// One resource of an AlterConfigs / IncrementalAlterConfigs request.
+    AlterConfigs(configs::PendingAlter),
+    /// A DeleteRecords request.
+    DeleteRecords(delete_records::PendingDeleteRecords),
 }
 
 /// A broker's core state machine.
@@ -196,6 +217,18 @@ impl Broker {
             RequestBody::Fetch(f) => self.on_fetch(req, f, out),
             RequestBody::ListOffsets(l) => self.on_list_offsets(req, l, out),
             RequestBody::InitProducerId(i) => self.on_init_producer_id(req, i, out),
+            RequestBody::CreateTopics(r) => self.on_create_topics(req, r, out),
+            RequestBody::DeleteTopics(r) => self.on_delete_topics(req, r, out),
+            RequestBody::CreatePartitions(r) => self.on_create_partitions(req, r, out),
+            RequestBody::DescribeConfigs(r) => self.on_describe_configs(req, r, out),
+            RequestBody::AlterConfigs(r) => self.on_alter_configs(req, r, out),
+            RequestBody::IncrementalAlterConfigs(r) => self.on_incremental_alter_configs(req, r, out),
+            RequestBody::DeleteRecords(r) => self.on_delete_records(req, r, out),
+            RequestBody::DescribeCluster(r) => self.on_describe_cluster(req, r, out),
+            RequestBody::DescribeLogDirs(r) => self.on_describe_log_dirs(req, r, out),
+            RequestBody::DescribeProducers(r) => self.on_describe_producers(req, r, out),
+            RequestBody::DescribeTopicPartitions(r) => self.on_describe_topic_partitions(req, r, out),
+            RequestBody::OffsetForLeaderEpoch(r) => self.on_offset_for_leader_epoch(req, r, out),
             other => {
                 // Not advertised by ApiVersions: a well-behaved client never sends
                 // it. Kafka closes the connection on requests it cannot handle.
@@ -225,6 +258,11 @@ impl Broker {
             (Proposal::Object(flush), Applied::Object(outcomes)) => self.on_object_applied(flush, commit, outcomes, out),
             (Proposal::ProducerId(req), Applied::ProducerId(id)) => producer_id::answer(&req, id, out),
             (Proposal::AutoCreate(pending), Applied::CreateTopics(_)) => self.answer_metadata(pending, out),
+            (Proposal::CreateTopics(p), Applied::CreateTopics(v)) => self.on_create_topics_applied(p, v, out),
+            (Proposal::DeleteTopics(p), Applied::DeleteTopics(v)) => self.on_delete_topics_applied(p, v, out),
+            (Proposal::CreatePartitions(p), Applied::CreatePartitions(v)) => self.on_create_partitions_applied(p, v, out),
+            (Proposal::AlterConfigs(p), Applied::SetConfigs(v)) => self.on_alter_configs_applied(p, v, out),
+            (Proposal::DeleteRecords(p), Applied::DeleteRecords(v)) => self.on_delete_records_applied(p, v, out),
             (purpose, applied) => {
                 debug_assert!(false, "commit applied with an unexpected outcome: {purpose:?} {applied:?}");
             }
@@ -255,6 +293,11 @@ impl Broker {
             Proposal::Object(flush) => self.fail_flush(flush, error, out),
             Proposal::ProducerId(req) => producer_id::fail(&req, error, out),
             Proposal::AutoCreate(pending) => self.answer_metadata(pending, out),
+            Proposal::CreateTopics(p) => admin_topics::fail_create(p, error, out),
+            Proposal::DeleteTopics(p) => admin_topics::fail_delete(p, error, out),
+            Proposal::CreatePartitions(p) => admin_topics::fail_partitions(p, error, out),
+            Proposal::AlterConfigs(p) => configs::fail_alter(p, error, out),
+            Proposal::DeleteRecords(p) => delete_records::fail_delete_records(p, error, out),
         }
     }
 
