@@ -54,6 +54,11 @@ pub enum Input {
     Timer { timer: TimerId },
     /// A connection closed; drop whatever waits on it.
     Closed { conn: ConnId },
+    /// The sequencer holds a record at `revision` that is not a commit this
+    /// build can decode: the applied revision moves past it.
+    Skipped { revision: u64 },
+    /// Write the open object now instead of waiting for `flush.ms` (shutdown).
+    Flush,
 }
 
 /// Something the core wants done.

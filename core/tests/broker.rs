@@ -206,3 +206,27 @@ fn the_same_commits_give_the_same_state_on_another_broker() {
     assert_eq!(other.log().digest(), before);
     let _ = ApiKey::Produce;
 }
+
+#[test]
+fn a_proposal_whose_revision_was_applied_without_it_fails_instead_of_hanging() {
+    use strata_core::io::{AppendResult, Output};
+    use strata_proto::codec::header::RequestHeader;
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    // Drive by hand: the append lands at a revision whose record is undecodable.
+    let mut b = Broker::new(BrokerConfig::for_tests());
+    let mut out = Vec::new();
+    for (i, c) in h.log.iter().enumerate() {
+        b.handle(0, Input::Applied { revision: i as u64 + 1, commit: Commit::decode(c.clone()).unwrap() }, &mut out);
+    }
+    out.clear();
+    let header = RequestHeader { api_key: ApiKey::InitProducerId as i16, api_version: 4, correlation_id: 9, client_id: None };
+    b.handle(0, Input::Request { conn: 1, request: 0, header, body: InitProducerIdRequest::default().into(), size: 0 }, &mut out);
+    let Some(Output::Append { append, .. }) = out.pop() else { panic!("an append") };
+    let next = h.log.len() as u64 + 1;
+    b.handle(0, Input::Appended { append, result: AppendResult::Ok(next) }, &mut out);
+    assert!(out.is_empty());
+    b.handle(0, Input::Skipped { revision: next }, &mut out);
+    let Some(Output::Respond { body: ResponseBody::InitProducerId(r), .. }) = out.pop() else { panic!("an answer") };
+    assert_eq!(r.error_code, ec::KAFKA_STORAGE_ERROR);
+}

@@ -136,6 +136,8 @@ pub struct Broker {
     appends: BTreeMap<AppendId, u64>,
     /// Timers for appends whose outcome is unknown.
     append_timeouts: BTreeMap<TimerId, u64>,
+    /// Revisions our appends got, to the origin seq, until that revision is applied.
+    appended_at: BTreeMap<u64, u64>,
     pub(crate) flush: flush::Flusher,
     pub(crate) fetch: fetch::FetchWaits,
 }
@@ -156,6 +158,7 @@ impl Broker {
             proposals: BTreeMap::new(),
             appends: BTreeMap::new(),
             append_timeouts: BTreeMap::new(),
+            appended_at: BTreeMap::new(),
             flush: flush::Flusher::default(),
             fetch: fetch::FetchWaits::default(),
         }
@@ -202,6 +205,11 @@ impl Broker {
             Input::ReadDone { read, result } => self.on_read_done(read, result, out),
             Input::Timer { timer } => self.on_timer(timer, out),
             Input::Closed { conn } => self.fetch.drop_conn(conn),
+            Input::Skipped { revision } => {
+                self.log.revision = self.log.revision.max(revision);
+                self.fail_unmatched_appends(out);
+            }
+            Input::Flush => self.flush_now(out),
         }
     }
 
@@ -248,8 +256,24 @@ impl Broker {
                 self.on_own_commit_applied(purpose, &commit, applied, out);
             }
         }
+        self.fail_unmatched_appends(out);
         if !touched.is_empty() {
             self.wake_fetches(&touched, out);
+        }
+    }
+
+    /// A proposal whose append got a revision that has been applied without
+    /// matching it (the record there was not ours, or could not be decoded) will
+    /// never be answered by an apply: fail it instead of leaving it hanging.
+    fn fail_unmatched_appends(&mut self, out: &mut Vec<Output>) {
+        while let Some((&rev, &seq)) = self.appended_at.first_key_value() {
+            if rev > self.log.revision {
+                break;
+            }
+            self.appended_at.remove(&rev);
+            if let Some(purpose) = self.proposals.remove(&seq) {
+                self.fail_proposal(purpose, crate::error_code::KAFKA_STORAGE_ERROR, out);
+            }
         }
     }
 
@@ -272,8 +296,13 @@ impl Broker {
     fn on_appended(&mut self, append: AppendId, result: AppendResult, out: &mut Vec<Output>) {
         let Some(seq) = self.appends.remove(&append) else { return };
         match result {
-            // The answer comes with the apply.
-            AppendResult::Ok(_) => {}
+            // The answer comes with the apply (which may already have happened).
+            AppendResult::Ok(revision) => {
+                if self.proposals.contains_key(&seq) {
+                    self.appended_at.insert(revision, seq);
+                    self.fail_unmatched_appends(out);
+                }
+            }
             AppendResult::Failed(_) => {
                 if let Some(purpose) = self.proposals.remove(&seq) {
                     self.fail_proposal(purpose, crate::error_code::KAFKA_STORAGE_ERROR, out);

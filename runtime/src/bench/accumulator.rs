@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_proto::records::{BatchBuilder, Compression, RecordsError, HEADER_SIZE};
+use strata_proto::records::{BatchBuilder, BatchHeader, Compression, RecordsError, HEADER_SIZE};
 
 /// Java's COMPRESSION_RATE_ESTIMATION_FACTOR.
 const ESTIMATION_FACTOR: f64 = 1.05;
@@ -44,6 +44,8 @@ pub struct AccumulatorConfig {
     pub max_request_size: usize,
     /// retry.backoff.ms: how long a batch put back after an error waits.
     pub retry_backoff: Duration,
+    /// Idempotent producer id and epoch: batches get sequence numbers when drained.
+    pub producer: Option<(i64, i16)>,
 }
 
 /// A batch being filled or waiting to be sent.
@@ -164,6 +166,8 @@ pub struct Accumulator {
     flushing: bool,
     /// Where each node's next drain starts, for fairness among its partitions.
     drain_start: BTreeMap<i32, usize>,
+    /// Idempotence: the next sequence number per partition.
+    next_sequence: BTreeMap<i32, i32>,
 }
 
 impl Accumulator {
@@ -176,6 +180,7 @@ impl Accumulator {
             ratio: 1.0,
             flushing: false,
             drain_start: BTreeMap::new(),
+            next_sequence: BTreeMap::new(),
         }
     }
 
@@ -330,9 +335,20 @@ impl Accumulator {
             let q = self.queues.get_mut(&p).expect("checked above");
             let b = q.pop_front().expect("checked above");
             let buffered_bytes = b.uncompressed_size();
+            let body = match (b.body, self.cfg.producer) {
+                // A first send: the batch takes the partition's next sequence numbers.
+                (Body::Open(builder), Some((id, epoch))) => {
+                    let seq = self.next_sequence.entry(p).or_insert(0);
+                    let base = *seq;
+                    // Sequences wrap to 0 after i32::MAX, as Kafka's do.
+                    *seq = ((i64::from(base) + i64::from(b.records)) % (i64::from(i32::MAX) + 1)) as i32;
+                    Body::Open(builder.producer(id, epoch, base))
+                }
+                (body, _) => body,
+            };
             out.push(DrainedBatch {
                 partition: p,
-                body: b.body,
+                body,
                 records: b.records,
                 payload_bytes: b.payload_bytes,
                 attempts: b.attempts,
@@ -357,18 +373,35 @@ impl Accumulator {
         }
     }
 
-    /// Puts a sent batch back at the front of its queue for a retry.
+    /// Puts a sent batch back at the front of its queue for a retry (for an
+    /// idempotent producer, among the other retries in sequence order, as
+    /// the broker accepts them only in order).
     pub fn reenqueue(&mut self, batch: BuiltBatch, now: Instant) {
         let q = self.queues.entry(batch.partition).or_default();
-        q.push_front(QueuedBatch {
-            body: Body::Built(batch.bytes),
-            created: batch.created,
-            not_before: Some(now + self.cfg.retry_backoff),
-            records: batch.records,
-            payload_bytes: batch.payload_bytes,
-            attempts: batch.attempts + 1,
-            closed: true,
-        });
+        let seq = |bytes: &Bytes| BatchHeader::parse(bytes).map_or(-1, |h| h.base_sequence);
+        let at = if self.cfg.producer.is_some() {
+            let mine = seq(&batch.bytes);
+            q.iter()
+                .position(|b| match &b.body {
+                    Body::Built(bytes) => seq(bytes) > mine,
+                    Body::Open(_) => true,
+                })
+                .unwrap_or(q.len())
+        } else {
+            0
+        };
+        q.insert(
+            at,
+            QueuedBatch {
+                body: Body::Built(batch.bytes),
+                created: batch.created,
+                not_before: Some(now + self.cfg.retry_backoff),
+                records: batch.records,
+                payload_bytes: batch.payload_bytes,
+                attempts: batch.attempts + 1,
+                closed: true,
+            },
+        );
     }
 
     /// Gives back buffer.memory held by a finished batch.
@@ -516,6 +549,7 @@ mod tests {
             compression: Compression::None,
             max_request_size: 1 << 20,
             retry_backoff: Duration::from_millis(100),
+            producer: None,
         }
     }
 
@@ -674,6 +708,37 @@ mod tests {
         assert!(acc.compression_ratio() < 0.9, "letters compress: {}", acc.compression_ratio());
         let last = *sizes.last().unwrap();
         assert!(last > 12_000 && last <= 16_384, "{sizes:?}");
+    }
+
+    #[test]
+    fn an_idempotent_producer_numbers_batches_and_retries_them_in_order() {
+        let t0 = Instant::now();
+        let mut c = cfg(16_384, 0);
+        c.producer = Some((42, 3));
+        let mut acc = Accumulator::new(c);
+        let mut built = Vec::new();
+        for n in [3, 2, 4] {
+            for _ in 0..n {
+                acc.append(0, t0, 1, &[1; 10]).unwrap();
+            }
+            built.push(acc.drain(0, &[0], t0).pop().unwrap().build().unwrap());
+        }
+        let seqs: Vec<i32> = built.iter().map(|b| BatchHeader::parse(&b.bytes).unwrap().base_sequence).collect();
+        assert_eq!(seqs, vec![0, 3, 5]);
+        let h = BatchHeader::parse(&built[0].bytes).unwrap();
+        assert_eq!((h.producer_id, h.producer_epoch), (42, 3));
+        // A newer record waits in an open batch; the two failed batches come back in order.
+        acc.append(0, t0, 1, &[1; 10]).unwrap();
+        acc.reenqueue(built[2].clone(), t0);
+        acc.reenqueue(built[1].clone(), t0);
+        let t1 = t0 + Duration::from_millis(100);
+        let again: Vec<i32> = (0..3)
+            .map(|_| {
+                let b = acc.drain(0, &[0], t1).pop().unwrap().build().unwrap();
+                BatchHeader::parse(&b.bytes).unwrap().base_sequence
+            })
+            .collect();
+        assert_eq!(again, vec![3, 5, 9]);
     }
 
     #[test]

@@ -192,6 +192,11 @@ pub struct ProducerArgs {
     /// retry.backoff.ms.
     #[arg(long, default_value_t = 100)]
     pub retry_backoff_ms: u64,
+    /// enable.idempotence: get a producer id (InitProducerId) and number
+    /// every batch, so the broker deduplicates retries. Kafka's Java producer
+    /// turns it on by default with acks=all; here it is off unless asked.
+    #[arg(long)]
+    pub idempotence: bool,
     /// Independent producers, each with its own connections, accumulator
     /// and generator (like running this many client processes);
     /// --num-records and --rate are split evenly among them.

@@ -32,10 +32,14 @@ pub struct Faults {
     pub gap_at: Option<i64>,
     /// Answer the n-th produce (counting from 0) with a base offset one too low.
     pub overlap_at_produce: Option<u64>,
+    /// Answer the first n produce requests NOT_LEADER_OR_FOLLOWER, writing nothing.
+    pub not_leader_first: u64,
 }
 
 #[derive(Debug, Default)]
 struct Partition {
+    /// Idempotence: the next expected sequence per producer id.
+    sequences: HashMap<i64, i32>,
     /// (base offset, batch bytes with the base offset written in).
     batches: Vec<(i64, i64, Bytes)>,
     next: i64,
@@ -51,6 +55,7 @@ struct Topic {
 struct State {
     topics: HashMap<String, Topic>,
     produces: u64,
+    producer_ids: i64,
     faults: Faults,
     gap_done: bool,
 }
@@ -142,6 +147,7 @@ fn handle(state: &Mutex<State>, body: RequestBody, version: i16, addr: SocketAdd
                 ApiKey::Metadata,
                 ApiKey::ApiVersions,
                 ApiKey::CreateTopics,
+                ApiKey::InitProducerId,
             ]
             .iter()
             .map(|k| ApiVersion { api_key: *k as i16, min_version: k.versions().0, max_version: k.versions().1 })
@@ -203,6 +209,22 @@ fn handle(state: &Mutex<State>, body: RequestBody, version: i16, addr: SocketAdd
             st.produces += 1;
             let faults = st.faults;
             let mut responses = Vec::new();
+            if nth < faults.not_leader_first {
+                let responses = p
+                    .topic_data
+                    .into_iter()
+                    .map(|td| TopicProduceResponse {
+                        partition_responses: td
+                            .partition_data
+                            .iter()
+                            .map(|pd| PartitionProduceResponse { index: pd.index, error_code: 6, base_offset: -1, ..Default::default() })
+                            .collect(),
+                        name: td.name,
+                        topic_id: td.topic_id,
+                    })
+                    .collect();
+                return Some(ResponseBody::Produce(ProduceResponse { responses, ..Default::default() }));
+            }
             for td in p.topic_data {
                 let name = if td.name.is_empty() {
                     st.topics.iter().find(|(_, t)| t.id == td.topic_id).map(|(n, _)| n.clone()).unwrap_or_default()
@@ -232,6 +254,15 @@ fn handle(state: &Mutex<State>, body: RequestBody, version: i16, addr: SocketAdd
                                         part.next += 3;
                                         gap = true;
                                     }
+                                }
+                                let h = *b.header();
+                                if h.producer_id >= 0 {
+                                    let expected = part.sequences.entry(h.producer_id).or_insert(0);
+                                    if h.base_sequence != *expected {
+                                        resp.error_code = 45;
+                                        break;
+                                    }
+                                    *expected += h.record_count;
                                 }
                                 let base = part.next;
                                 let count = i64::from(b.header().last_offset_delta) + 1;
@@ -315,6 +346,14 @@ fn handle(state: &Mutex<State>, body: RequestBody, version: i16, addr: SocketAdd
                 topics.push(ListOffsetsTopicResponse { name: lt.name, partitions: parts });
             }
             ResponseBody::ListOffsets(ListOffsetsResponse { topics, ..Default::default() })
+        }
+        RequestBody::InitProducerId(_) => {
+            st.producer_ids += 1;
+            ResponseBody::InitProducerId(strata_proto::messages::InitProducerIdResponse {
+                producer_id: 1000 + st.producer_ids,
+                producer_epoch: 0,
+                ..Default::default()
+            })
         }
         _ => return None,
     })

@@ -359,6 +359,7 @@ fn producer_params(p: &ProducerArgs) -> Vec<(String, String)> {
         ("target rate".into(), if p.rate > 0.0 { format!("{} records/s", p.rate) } else { "unlimited".into() }),
         ("partitioner".into(), format!("{:?}", p.partitioner).to_lowercase()),
         ("retries".into(), p.retries.to_string()),
+        ("enable.idempotence".into(), p.idempotence.to_string()),
         ("producers".into(), p.producers.to_string()),
     ]
 }
@@ -583,6 +584,13 @@ async fn run_e2e(a: E2eArgs) -> Result<Report, BenchError> {
     let consume = consume_report(&consumed, &mut notes, true);
     let mut parameters = [conn_params(&a.conn, &s), limit_params(&limit), producer_params(&a.producer)].concat();
     parameters.extend(consumer_params(&a.consumer, StartFrom::Latest));
+    if a.producer.rate <= 0.0 {
+        notes.push(
+            "e2e at an unlimited rate: latency includes time queued in the producer's buffer (buffer.memory); \
+             give --rate for the latency at a given load"
+                .into(),
+        );
+    }
     parameters.push(("drain timeout".into(), format!("{:?}", a.drain_timeout)));
     parameters.push(("e2e latency".into(), "consume time - produce time in the value's first 8 bytes".into()));
     Ok(Report {

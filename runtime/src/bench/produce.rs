@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use strata_proto::messages::{ProduceRequest, ProduceResponse};
+use strata_proto::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse};
 use strata_proto::{ApiKey, RequestBody, ResponseBody};
 use tokio::sync::Notify;
 
@@ -75,6 +75,7 @@ struct SenderConfig {
     timeout: Duration,
     max_in_flight: usize,
     retries: u32,
+    idempotent: bool,
 }
 
 /// What one sender measured.
@@ -225,6 +226,12 @@ async fn instance(
     let groups = topic.by_leader(&partitions);
     let leader_of: HashMap<i32, i32> =
         groups.iter().flat_map(|(node, ps)| ps.iter().map(move |p| (*p, *node))).collect();
+    let producer = if args.idempotence {
+        let conn = conns.values().next().ok_or_else(|| BenchError::Protocol("no leader to connect to".into()))?;
+        Some(init_producer_id(conn, timeout).await?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         acc: Mutex::new(Accumulator::new(AccumulatorConfig {
             batch_size: args.batch_size,
@@ -232,6 +239,7 @@ async fn instance(
             compression: args.compression.into(),
             max_request_size: args.max_request_size,
             retry_backoff: Duration::from_millis(args.retry_backoff_ms),
+            producer,
         })),
         space: Notify::new(),
         abort: AtomicBool::new(false),
@@ -255,6 +263,7 @@ async fn instance(
             timeout,
             max_in_flight: args.max_in_flight.max(1),
             retries: args.retries,
+            idempotent: producer.is_some(),
         };
         senders.push(tokio::spawn(sender(conn, cfg, shared.clone(), wake, progress.clone())));
     }
@@ -497,6 +506,36 @@ async fn sender(
     res
 }
 
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+
+/// InitProducerId without a transactional id: an idempotent producer's id and epoch.
+async fn init_producer_id(conn: &Connection, timeout: Duration) -> Result<(i64, i16), BenchError> {
+    let req = InitProducerIdRequest {
+        transactional_id: None,
+        // What Kafka's Java producer sends when it is idempotent only.
+        transaction_timeout_ms: i32::MAX,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let resp = match conn.call(RequestBody::InitProducerId(req.clone())).await? {
+            ResponseBody::InitProducerId(r) => r,
+            other => {
+                return Err(BenchError::Protocol(format!("InitProducerId answered with {}", other.api_key().name())));
+            }
+        };
+        match resp.error_code {
+            0 => return Ok((resp.producer_id, resp.producer_epoch)),
+            // 15: COORDINATOR_NOT_AVAILABLE.
+            code if (is_retriable(code) || code == 15) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            code => return Err(BenchError::Kafka { api: "InitProducerId", code, detail: String::new() }),
+        }
+    }
+}
+
 fn release(shared: &Shared, batches: &[BuiltBatch]) {
     let mut acc = shared.acc();
     for b in batches {
@@ -581,8 +620,13 @@ fn handle_answer(
                 res.failed_records += u64::from(b.records);
                 to_release.push(b);
             }
-            Some((0, base)) => {
-                check_base_offset(cfg, last_offsets, res, b.partition, base, b.records);
+            // DUPLICATE_SEQUENCE_NUMBER: an idempotent retry the broker already had.
+            Some((code @ (0 | DUPLICATE_SEQUENCE_NUMBER), base)) if code == 0 || cfg.idempotent => {
+                // A retry the broker deduplicated is answered with its first offset,
+                // which may lie behind batches acknowledged since.
+                if !(cfg.idempotent && b.attempts > 0) {
+                    check_base_offset(cfg, last_offsets, res, b.partition, base, b.records);
+                }
                 res.acked.records += u64::from(b.records);
                 res.acked.payload_bytes += b.payload_bytes;
                 res.acked.wire_bytes += b.bytes.len() as u64;
@@ -597,7 +641,9 @@ fn handle_answer(
             }
             Some((code, _)) => {
                 res.errors.kafka("Produce", code);
-                if is_retriable(code) && b.attempts < cfg.retries && !shared.abort.load(Ordering::Relaxed) {
+                // An idempotent producer resends batches refused because an earlier one failed.
+                let retriable = is_retriable(code) || (cfg.idempotent && code == OUT_OF_ORDER_SEQUENCE_NUMBER);
+                if retriable && b.attempts < cfg.retries && !shared.abort.load(Ordering::Relaxed) {
                     res.retried += 1;
                     shared.acc().reenqueue(b, now);
                 } else {

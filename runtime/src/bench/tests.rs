@@ -134,6 +134,31 @@ async fn several_producers_and_consumers_split_the_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_producer_numbers_its_batches() {
+    // The fake broker refuses a batch whose sequence is not the next expected one.
+    let broker = FakeBroker::start(Faults::default()).await;
+    let r = bench(&broker, "e2e -t idem --create-topic -p 3 -n 20000 -s 40 --idempotence --producers 2 --fetch-max-wait-ms 10").await;
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(r.consume.unwrap().throughput.records, 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retriable_errors_are_retried_and_counted() {
+    let broker = FakeBroker::start(Faults { not_leader_first: 3, ..Default::default() }).await;
+    let r = bench(&broker, "e2e -t retry --create-topic -p 2 -n 3000 -s 40 --idempotence --retry-backoff-ms 5 --fetch-max-wait-ms 10").await;
+    assert!(!r.is_clean() && !r.has_check_failures(), "{r}");
+    assert!(r.errors.kafka.get(&("Produce".to_string(), 6)).is_some_and(|n| *n >= 3), "{r}");
+    let p = r.produce.as_ref().unwrap();
+    assert!(p.batches_retried >= 3, "{r}");
+    assert_eq!(p.records_failed, 0);
+    assert_eq!(r.consume.as_ref().unwrap().throughput.records, 3000, "{r}");
+    // Without retries the records are lost, and said so.
+    let broker = FakeBroker::start(Faults { not_leader_first: 1, ..Default::default() }).await;
+    let r = bench(&broker, "produce -t retry --create-topic -n 10 -s 40 --retries 0").await;
+    assert_eq!(r.produce.as_ref().unwrap().records_failed, 10, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duration_bounds_the_run() {
     let broker = FakeBroker::start(Faults::default()).await;
     let t = Instant::now();

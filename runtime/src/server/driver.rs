@@ -40,6 +40,8 @@ pub enum DriverMsg {
     /// The sequencer holds a record at `revision` that is not a commit this
     /// build can decode; it was skipped (the applied watermark moves past it).
     Skipped { revision: u64 },
+    /// Write the open object now (graceful shutdown).
+    Flush,
     /// Stop the driver.
     Stop,
 }
@@ -174,8 +176,10 @@ impl Driver {
                 self.conns.insert(conn, events);
             }
             DriverMsg::Skipped { revision } => {
+                self.feed(Input::Skipped { revision });
                 self.applied.send_replace(revision);
             }
+            DriverMsg::Flush => self.feed(Input::Flush),
             DriverMsg::Stop => {}
         }
     }

@@ -362,10 +362,12 @@ impl Server {
     }
 
     /// Graceful shutdown: stop accepting and reading, let in-flight requests be
-    /// answered (the core flushes its open object on its flush timer), bounded
-    /// by the shutdown timeout; then stop everything and release the sequencer.
+    /// answered (the core writes its open object at once, and on its flush timer
+    /// for anything read after that), bounded by the shutdown timeout; then stop
+    /// everything and release the sequencer.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        let _ = self.driver_tx.send(DriverMsg::Flush).await;
         if let Some(listener) = self.listener.take() {
             let _ = listener.await;
         }
