@@ -374,33 +374,31 @@ pub fn frame(data: &[u8]) {
     let mut end = StreamEnd::NeedMore;
     let mut fed = 0usize;
     let mut consumed = 0usize;
-    let ((), peak) = measure(|| {
-        'feed: loop {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let n = ((seed % 33) as usize).min(stream.len() - fed);
-            buf.extend_from_slice(&stream[fed..fed + n]);
-            fed += n;
-            loop {
-                match d.decode(&mut buf) {
-                    Ok(Some(f)) => {
-                        assert!(f.len() <= max_frame, "frame of {} bytes over the maximum {max_frame}", f.len());
-                        consumed += 4 + f.len();
-                        got.push(f.to_vec());
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        end = StreamEnd::Error(e);
-                        break 'feed;
-                    }
+    let ((), peak) = measure(|| 'feed: loop {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = ((seed % 33) as usize).min(stream.len() - fed);
+        buf.extend_from_slice(&stream[fed..fed + n]);
+        fed += n;
+        loop {
+            match d.decode(&mut buf) {
+                Ok(Some(f)) => {
+                    assert!(f.len() <= max_frame, "frame of {} bytes over the maximum {max_frame}", f.len());
+                    consumed += 4 + f.len();
+                    got.push(f.to_vec());
                 }
-                assert_eq!(&buf[..], &stream[consumed..fed], "the buffer does not hold the unread stream");
+                Ok(None) => break,
+                Err(e) => {
+                    end = StreamEnd::Error(e);
+                    break 'feed;
+                }
             }
-            assert_eq!(&buf[..], &stream[consumed..fed], "an incomplete frame changed the buffer");
-            if fed == stream.len() {
-                break;
-            }
+            assert_eq!(&buf[..], &stream[consumed..fed], "the buffer does not hold the unread stream");
+        }
+        assert_eq!(&buf[..], &stream[consumed..fed], "an incomplete frame changed the buffer");
+        if fed == stream.len() {
+            break;
         }
     });
     let budget = alloc_budget(data.len()).saturating_add(4 * (4 + max_frame));
@@ -611,7 +609,8 @@ fn check_assign_offsets(blob: &Bytes, tail: crate::records::TailMode) {
         Ok(next) => next,
         Err(e) => panic!("assign_offsets failed on whole batches: {e}"),
     };
-    let after: Vec<_> = batches(Bytes::from(copy), tail).collect::<Result<_, _>>().expect("batches after assign_offsets");
+    let after: Vec<_> =
+        batches(Bytes::from(copy), tail).collect::<Result<_, _>>().expect("batches after assign_offsets");
     assert_eq!(before.len(), after.len());
     let mut expect = 1000i64;
     for (a, b) in before.iter().zip(&after) {
@@ -619,7 +618,11 @@ fn check_assign_offsets(blob: &Bytes, tail: crate::records::TailMode) {
         assert_eq!(hb.base_offset, expect, "assign_offsets: base offset");
         assert_eq!(hb.partition_leader_epoch, 7, "assign_offsets: epoch");
         assert_eq!(
-            crate::records::BatchHeader { base_offset: ha.base_offset, partition_leader_epoch: ha.partition_leader_epoch, ..hb },
+            crate::records::BatchHeader {
+                base_offset: ha.base_offset,
+                partition_leader_epoch: ha.partition_leader_epoch,
+                ..hb
+            },
             ha,
             "assign_offsets changed more than offsets and epochs"
         );
@@ -775,7 +778,8 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 b = b.producer(42, 1, 7).timestamp_type(TimestampType::LogAppendTime);
             }
             for (i, value) in values.iter().enumerate().take(n) {
-                let headers = if i == 1 { vec![Header::new(&b"h"[..], Some(Bytes::from_static(b"v")))] } else { vec![] };
+                let headers =
+                    if i == 1 { vec![Header::new(&b"h"[..], Some(Bytes::from_static(b"v")))] } else { vec![] };
                 let key = (i != 2).then_some(&b"key"[..]);
                 b.push(1_700_000_000_000 + i as i64, key, Some(value), &headers).expect("push");
             }

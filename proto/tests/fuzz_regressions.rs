@@ -61,12 +61,7 @@ fn fuzz_regressions_stay_fixed() {
             failures.push(format!("tests/fuzz_regressions/{name}: no fuzz target of that name"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} fuzz regression inputs fail:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {total} fuzz regression inputs fail:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]

@@ -31,6 +31,7 @@ const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 /// The CRC covers the batch from the attributes on.
 const CRC_FROM: usize = 21;
+const MAX_TIMESTAMP_AT: usize = 35;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
@@ -421,6 +422,18 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<()> {
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) -> Result<()> {
     check_patchable(batch)?;
     batch[LEADER_EPOCH_AT..MAGIC_AT].copy_from_slice(&epoch.to_be_bytes());
+    Ok(())
+}
+
+/// Marks a batch LogAppendTime with `timestamp` as its max timestamp and
+/// recomputes the CRC, as a broker does for topics with
+/// `message.timestamp.type=LogAppendTime` (both fields are inside the CRC).
+pub fn set_log_append_time(batch: &mut [u8], timestamp: i64) -> Result<()> {
+    check_patchable(batch)?;
+    let attributes = i16::from_be_bytes([batch[CRC_FROM], batch[CRC_FROM + 1]]) | TIMESTAMP_TYPE_BIT;
+    batch[CRC_FROM..CRC_FROM + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+    write_crc(batch);
     Ok(())
 }
 

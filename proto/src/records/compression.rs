@@ -358,6 +358,10 @@ fn lz4_decompress(input: &[u8], cap: usize, skip_header_checksum: bool) -> Resul
         }
 
         let frame_start = out.len();
+        // `len` is the decompressed data so far; `out` may be longer (zeroed room
+        // for the next block), so the zero-filling totals at most cap + one block
+        // however many tiny blocks the input holds.
+        let mut len = out.len();
         loop {
             let word = c.u32()?;
             if word == 0 {
@@ -374,18 +378,23 @@ fn lz4_decompress(input: &[u8], cap: usize, skip_header_checksum: bool) -> Resul
             if block_checksums {
                 c.take(4)?;
             }
-            let start = out.len();
+            let start = len;
             if stored {
                 let end = start.checked_add(size).filter(|&e| e <= cap);
                 let end = end.ok_or(RecordsError::DecompressedTooLarge { cap })?;
+                out.truncate(start);
                 reserve_capped(&mut out, end, cap);
                 out.extend_from_slice(data);
+                len = end;
                 continue;
             }
             let room = block_max.min(cap.saturating_sub(start));
-            reserve_capped(&mut out, start + room, cap);
-            out.resize(start + room, 0);
-            let (prev, dst) = out.split_at_mut(start);
+            if out.len() < start + room {
+                reserve_capped(&mut out, start + room, cap);
+                out.resize(start + room, 0);
+            }
+            let (prev, rest) = out.split_at_mut(start);
+            let dst = &mut rest[..room];
             let res = if independent {
                 lz4_flex::block::decompress_into(data, dst)
             } else {
@@ -393,13 +402,14 @@ fn lz4_decompress(input: &[u8], cap: usize, skip_header_checksum: bool) -> Resul
                 lz4_flex::block::decompress_into_with_dict(data, dst, &prev[from..])
             };
             match res {
-                Ok(n) => out.truncate(start + n.min(room)),
+                Ok(n) => len = start + n.min(room),
                 Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) if room < block_max => {
                     return Err(RecordsError::DecompressedTooLarge { cap });
                 }
                 Err(e) => return Err(lz4_err(&e.to_string())),
             }
         }
+        out.truncate(len);
         if content_checksum {
             c.take(4)?;
         }
@@ -510,6 +520,23 @@ fn zstd_decompress(input: &[u8], cap: usize) -> Result<Vec<u8>> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn many_tiny_lz4_blocks_cost_linear_time() {
+        // A frame of 100k blocks that each decompress to one byte: zeroing a
+        // whole block of room per block would be ~100 GiB of memset.
+        let mut input = vec![0x04, 0x22, 0x4d, 0x18, 0x60, 0x70];
+        input.push((xxh32(&input[4..6], 0) >> 8) as u8);
+        for _ in 0..100_000 {
+            input.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, 0x10, 0x41]);
+        }
+        input.extend_from_slice(&[0, 0, 0, 0]);
+        // (The quadratic version took minutes here: no timing assertion, the
+        // suite's own time shows it.)
+        let out = decompress(Compression::Lz4, &input, 1 << 20).unwrap();
+        assert_eq!(out.len(), 100_000);
+        assert!(out.iter().all(|&b| b == b'A'));
+    }
 
     const MIB: usize = 1024 * 1024;
 

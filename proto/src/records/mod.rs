@@ -22,7 +22,7 @@ mod legacy;
 mod record;
 
 pub use batch::{
-    assign_offsets, batches, peek_magic, set_base_offset, set_partition_leader_epoch, Attributes,
+    assign_offsets, batches, peek_magic, set_base_offset, set_log_append_time, set_partition_leader_epoch, Attributes,
     BatchHeader, Batches, RecordBatch, TailMode, TimestampType, HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2,
     MIN_BATCH_LENGTH,
 };
