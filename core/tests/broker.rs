@@ -14,6 +14,7 @@ use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
 use strata_proto::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use strata_proto::messages::metadata_request::MetadataRequestTopic;
 use strata_proto::messages::*;
+use strata_proto::records::{BatchBuilder, Compression};
 use strata_proto::{ApiKey, ResponseBody};
 
 #[test]
@@ -121,25 +122,84 @@ fn a_failed_object_write_fails_its_requests_with_a_retriable_error_and_stores_no
     assert_eq!(p.responses[0].partition_responses[0].base_offset, 0);
 }
 
-#[test]
-fn list_offsets_earliest_latest_and_by_timestamp() {
-    let mut h = Harness::new();
-    h.create_topic("t", 1);
-    h.produce("t", 0, batch(&["a", "b"], None), -1); // timestamps 1000, 1001
-    h.produce("t", 0, batch(&["c"], None), -1); // timestamp 1000
-    let req = |ts: i64| ListOffsetsRequest {
+/// A batch whose records carry these timestamps (CreateTime).
+fn batch_at_times(times: &[i64]) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    for (i, t) in times.iter().enumerate() {
+        b.push(*t, Some(b"k"), Some(format!("v{i}").as_bytes()), &[]).unwrap();
+    }
+    b.build().unwrap()
+}
+
+fn list_offset(h: &mut Harness, ts: i64) -> (i64, i64) {
+    let req = ListOffsetsRequest {
         replica_id: -1,
         topics: vec![ListOffsetsTopic { name: "t".into(), partitions: vec![ListOffsetsPartition { partition_index: 0, timestamp: ts, ..Default::default() }] }],
         ..Default::default()
     };
-    let at = |h: &mut Harness, ts: i64| {
-        let ResponseBody::ListOffsets(r) = h.call(7, req(ts).into()) else { panic!() };
-        r.topics[0].partitions[0].offset
-    };
-    assert_eq!(at(&mut h, -2), 0);
-    assert_eq!(at(&mut h, -1), 3);
-    assert_eq!(at(&mut h, 1001), 0);
-    assert_eq!(at(&mut h, 5000), -1);
+    let ResponseBody::ListOffsets(r) = h.call(7, req.into()) else { panic!() };
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, ec::NONE);
+    (p.offset, p.timestamp)
+}
+
+#[test]
+fn list_offsets_earliest_latest_and_by_timestamp_to_the_record() {
+    for in_memory in [true, false] {
+        let mut cfg = BrokerConfig::for_tests();
+        if !in_memory {
+            cfg.recent_object_bytes = 0; // answers need a ranged read of the batch
+        }
+        let mut h = Harness::with_config(cfg);
+        h.create_topic("t", 1);
+        h.produce("t", 0, batch_at_times(&[1000, 2000, 3000, 20000, 5000]), -1);
+        h.produce("t", 0, batch_at_times(&[6000, 7000]), -1);
+        assert_eq!(list_offset(&mut h, -2).0, 0);
+        assert_eq!(list_offset(&mut h, -1).0, 7);
+        // The first record at or after the target, inside a batch.
+        assert_eq!(list_offset(&mut h, 2500), (2, 3000));
+        assert_eq!(list_offset(&mut h, 0), (0, 1000));
+        assert_eq!(list_offset(&mut h, 5500), (3, 20000));
+        assert_eq!(list_offset(&mut h, 20001), (-1, -1));
+        // Max timestamp: the record that carries it.
+        assert_eq!(list_offset(&mut h, -3), (3, 20000));
+    }
+}
+
+#[test]
+fn log_append_time_topics_stamp_batches_with_the_broker_time() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let mut configs = std::collections::BTreeMap::new();
+    configs.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+    h.set_topic_configs("t", configs);
+    h.now = 1_700_000_000_000;
+    let p = h.produce("t", 0, batch_at_times(&[5, 6]), -1);
+    let pr = &p.responses[0].partition_responses[0];
+    assert_eq!(pr.error_code, ec::NONE);
+    assert_eq!(pr.log_append_time_ms, 1_700_000_000_000);
+    let f = h.fetch("t", 0, 0, 1 << 20);
+    let data = f.responses[0].partitions[0].records.clone().unwrap();
+    let b = strata_proto::records::RecordBatch::parse(data).unwrap();
+    b.verify_crc().unwrap();
+    assert_eq!(b.header().attributes.timestamp_type(), strata_proto::records::TimestampType::LogAppendTime);
+    assert_eq!(b.header().max_timestamp, 1_700_000_000_000);
+}
+
+#[test]
+fn batches_whose_offsets_and_record_count_disagree_are_refused() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let good = batch_at_times(&[1, 2, 3]);
+    // Claim 5 records where the offsets say 3 (the count is at bytes 57..61, inside the CRC).
+    let mut bad = good.to_vec();
+    bad[57..61].copy_from_slice(&5i32.to_be_bytes());
+    let crc = crc32c::crc32c(&bad[21..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    let p = h.produce("t", 0, Bytes::from(bad), -1);
+    assert_eq!(p.responses[0].partition_responses[0].error_code, ec::INVALID_RECORD);
+    let f = h.fetch("t", 0, 0, 1 << 20);
+    assert_eq!(f.responses[0].partitions[0].high_watermark, 0, "nothing was stored");
 }
 
 #[test]

@@ -140,6 +140,7 @@ pub struct Broker {
     appended_at: BTreeMap<u64, u64>,
     pub(crate) flush: flush::Flusher,
     pub(crate) fetch: fetch::FetchWaits,
+    pub(crate) offsets: offsets::OffsetLookups,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -161,6 +162,7 @@ impl Broker {
             appended_at: BTreeMap::new(),
             flush: flush::Flusher::default(),
             fetch: fetch::FetchWaits::default(),
+            offsets: offsets::OffsetLookups::default(),
         }
     }
 
@@ -202,9 +204,18 @@ impl Broker {
             Input::Applied { revision, commit } => self.on_applied(revision, commit, out),
             Input::ObjectWritten { write, result } => self.on_object_written(write, result, out),
             Input::Appended { append, result } => self.on_appended(append, result, out),
-            Input::ReadDone { read, result } => self.on_read_done(read, result, out),
+            Input::ReadDone { read, result } => {
+                if self.offsets.waits_for(read) {
+                    self.on_offsets_read(read, result, out);
+                } else {
+                    self.on_read_done(read, result, out);
+                }
+            }
             Input::Timer { timer } => self.on_timer(timer, out),
-            Input::Closed { conn } => self.fetch.drop_conn(conn),
+            Input::Closed { conn } => {
+                self.fetch.drop_conn(conn);
+                self.drop_offset_lookups(conn);
+            }
             Input::Skipped { revision } => {
                 self.log.revision = self.log.revision.max(revision);
                 self.fail_unmatched_appends(out);

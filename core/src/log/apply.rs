@@ -205,7 +205,7 @@ fn append_batch(p: &mut Partition, object: &Arc<str>, b: &BatchEntry) -> BatchOu
     p.log_end = end_offset;
     p.size_bytes += u64::from(b.length);
     if p.max_timestamp.is_none_or(|(ts, _)| b.max_timestamp > ts) {
-        p.max_timestamp = Some((b.max_timestamp, end_offset - 1));
+        p.max_timestamp = Some((b.max_timestamp, base_offset));
     }
     // Extend the last extent when this batch follows it in the same object.
     match p.extents.last_mut() {

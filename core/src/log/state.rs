@@ -86,7 +86,7 @@ pub struct Partition {
     pub extents: Vec<Extent>,
     /// Bytes referenced by the extents.
     pub size_bytes: u64,
-    /// Largest timestamp seen and the last offset of its batch (ListOffsets -3).
+    /// Largest batch max-timestamp seen and the base offset of that batch (ListOffsets -3).
     pub max_timestamp: Option<(i64, i64)>,
     /// Idempotent producers by id.
     pub producers: BTreeMap<i64, ProducerPartition>,
@@ -99,19 +99,46 @@ impl Partition {
         (i < self.extents.len() && self.extents[i].base_offset <= offset).then_some(i)
     }
 
-    /// The first offset whose batch has a timestamp at or after `ts` (batch precision).
-    pub fn offset_for_timestamp(&self, ts: i64) -> Option<(i64, i64)> {
+    /// The first batch (at or after the log start) whose max timestamp is at or
+    /// after `ts`: the batch that holds the first record with such a timestamp.
+    pub fn batch_for_timestamp(&self, ts: i64) -> Option<BatchLocation> {
         for e in &self.extents {
             if e.max_timestamp < ts || e.end_offset <= self.log_start {
                 continue;
             }
-            for b in &e.batches {
-                if b.max_timestamp >= ts {
-                    return Some((b.base_offset.max(self.log_start), b.max_timestamp));
+            for (i, b) in e.batches.iter().enumerate() {
+                let end = e.batches.get(i + 1).map_or(e.end_offset, |n| n.base_offset);
+                if b.max_timestamp >= ts && end > self.log_start {
+                    return Some(BatchLocation::of(e, i));
                 }
             }
         }
         None
+    }
+
+    /// Where the batch starting at `base_offset` lives.
+    pub fn batch_at(&self, base_offset: i64) -> Option<BatchLocation> {
+        let e = &self.extents[self.extent_at(base_offset)?];
+        let i = e.batch_at(base_offset);
+        (e.batches[i].base_offset == base_offset).then(|| BatchLocation::of(e, i))
+    }
+}
+
+/// One batch's bytes in the object store, with its applied base offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchLocation {
+    /// Object key.
+    pub object: Arc<str>,
+    /// Byte range of the batch in the object.
+    pub range: std::ops::Range<u64>,
+    /// Applied offset of the batch's first record.
+    pub base_offset: i64,
+}
+
+impl BatchLocation {
+    fn of(e: &Extent, i: usize) -> Self {
+        let start = e.batches[i].position;
+        BatchLocation { object: e.object.clone(), range: start..start + e.batch_len(i), base_offset: e.batches[i].base_offset }
     }
 }
 

@@ -35,8 +35,12 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with_config(BrokerConfig::for_tests())
+    }
+
+    pub fn with_config(cfg: BrokerConfig) -> Self {
         Harness {
-            broker: Broker::new(BrokerConfig::for_tests()),
+            broker: Broker::new(cfg),
             now: 0,
             objects: BTreeMap::new(),
             log: Vec::new(),
@@ -161,6 +165,24 @@ impl Harness {
         };
         let ResponseBody::Metadata(m) = self.call(12, req.into()) else { panic!() };
         assert_eq!(m.topics[0].error_code, ec::NONE);
+    }
+
+    /// Replaces a topic's config overrides (IncrementalAlterConfigs SET of each).
+    pub fn set_topic_configs(&mut self, topic: &str, configs: BTreeMap<String, String>) {
+        use strata_proto::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let req = IncrementalAlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource_type: 2,
+                resource_name: topic.into(),
+                configs: configs
+                    .into_iter()
+                    .map(|(name, value)| AlterableConfig { name, config_operation: 0, value: Some(value) })
+                    .collect(),
+            }],
+            validate_only: false,
+        };
+        let ResponseBody::IncrementalAlterConfigs(r) = self.call(1, req.into()) else { panic!() };
+        assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
     }
 
     pub fn produce(&mut self, topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceResponse {
