@@ -60,26 +60,31 @@ pub enum ConnEvent {
     Drain { requests: u64 },
 }
 
-/// The driver's clock: milliseconds since `start`, on tokio's monotonic clock.
+/// The driver's clock: Unix-epoch milliseconds read once at start, advanced by
+/// tokio's monotonic clock — wall time for LogAppendTime stamps, and never
+/// going backwards for timers.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: Instant,
+    start_epoch_ms: u64,
 }
 
 impl Clock {
     /// A clock starting now.
     pub fn new() -> Self {
-        Clock { start: Instant::now() }
+        let start_epoch_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Clock { start: Instant::now(), start_epoch_ms }
     }
 
-    /// Milliseconds since the start.
+    /// Milliseconds since the Unix epoch, monotonic.
     pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.start_epoch_ms + self.start.elapsed().as_millis() as u64
     }
 
-    /// The instant `ms` milliseconds after the start.
+    /// The instant at which `now_ms()` reaches `ms`.
     pub fn instant(&self, ms: u64) -> Instant {
-        self.start + Duration::from_millis(ms)
+        self.start + Duration::from_millis(ms.saturating_sub(self.start_epoch_ms))
     }
 }
 
