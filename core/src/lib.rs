@@ -7,5 +7,7 @@ pub mod error_code;
 pub mod io;
 pub mod log;
 pub mod object;
+#[cfg(feature = "sim-bugs")]
+pub mod sim_bugs;
 pub mod broker;
 pub mod topic_name;

@@ -74,12 +74,22 @@ pub struct ServeArgs {
     pub flush_bytes: u64,
 
     /// Write the open object at most this many milliseconds after its first
-    /// batch arrived, full or not. This is the floor of produce latency
-    /// (producers are answered once their object is written and committed),
-    /// like a producer's linger.ms: 5 ms suits a local directory; on S3, 50 to
-    /// 250 ms cuts the number of PUTs on a lightly loaded broker.
+    /// batch arrived, full or not. Without --flush-when-idle this is the
+    /// floor of produce latency (producers are answered once their object is
+    /// written and committed), like a producer's linger.ms: 5 ms suits a local
+    /// directory; on S3, 50 to 250 ms cuts the number of PUTs on a lightly
+    /// loaded broker.
     #[arg(long, env = "STRATA_FLUSH_MS", default_value_t = 5)]
     pub flush_ms: u64,
+
+    /// Also write the open object at once whenever no object write is in
+    /// flight: an idle broker does not wait for --flush-ms, and a busy one
+    /// gathers what arrives while the previous object is written (group
+    /// commit), so produce latency is the write and commit time rather than
+    /// --flush-ms plus them. Costs more, smaller objects at light load: turn
+    /// it off where each PUT is billed (S3) to let --flush-ms batch them.
+    #[arg(long, env = "STRATA_FLUSH_WHEN_IDLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub flush_when_idle: bool,
 
     /// Create a topic when a client asks Metadata for one that does not exist
     /// (Kafka's auto.create.topics.enable).
@@ -112,6 +122,14 @@ pub struct ServeArgs {
     /// Bytes of object ranges kept in memory for fetches (LRU).
     #[arg(long, env = "STRATA_CACHE_BYTES", default_value_t = 256 * MIB as usize)]
     pub cache_bytes: usize,
+
+    /// With a local directory for objects: how many bytes of the objects
+    /// written last are left in the OS page cache, for consumers catching up.
+    /// The pages of older objects are dropped once written or read (the
+    /// broker keeps its recent objects in memory and reads older ones through
+    /// its own cache), which leaves the page cache to everything else.
+    #[arg(long, env = "STRATA_PAGE_CACHE_BYTES", default_value_t = crate::store::DEFAULT_PAGE_CACHE_BYTES)]
+    pub page_cache_bytes: u64,
 
     /// How long a produce waits on an object write or a sequencer append whose
     /// outcome is unknown before it is answered REQUEST_TIMED_OUT (Kafka's

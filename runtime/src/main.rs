@@ -8,6 +8,10 @@ use strata_runtime::cli::{Cli, Command, ServeArgs};
 use strata_runtime::server::Server;
 use tracing_subscriber::EnvFilter;
 
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

@@ -14,6 +14,7 @@ use strata_proto::Uuid;
 use super::{respond, Broker, ReqInfo};
 use crate::error_code as ec;
 use crate::io::{ConnId, Output, ReadId, TimerId};
+use crate::log::state::Partition;
 
 /// Bytes of one object to return, with the applied offset of its first batch.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ struct Slot {
     topic: usize,
     data: PartitionData,
     segments: Vec<Segment>,
+    /// The ranges the next fetch of this partition will likely read.
+    prefetch: Vec<(std::sync::Arc<str>, std::ops::Range<u64>)>,
 }
 
 /// A fetch waiting for data (long poll) or for its reads.
@@ -112,6 +115,7 @@ impl Broker {
         }
         let mut reading = Reading { info, topics: plan.topics, slots: plan.slots, outstanding: 0 };
         for (si, slot) in reading.slots.iter_mut().enumerate() {
+            let mut from_store = false;
             for (gi, seg) in slot.segments.iter_mut().enumerate() {
                 if let Some(obj) = self.flush.recent_object(&seg.key) {
                     if seg.range.end <= obj.len() as u64 {
@@ -122,7 +126,19 @@ impl Broker {
                 let read = self.next_read();
                 self.fetch.reads.insert(read, (id, si, gi));
                 reading.outstanding += 1;
+                from_store = true;
                 out.push(Output::Read { read, key: seg.key.to_string(), range: seg.range.clone() });
+            }
+            // A consumer reading from the store is catching up: read its next
+            // ranges now, so they are in the block cache when it asks. Nothing
+            // waits on these reads; their answers are ignored.
+            if from_store {
+                for (key, range) in std::mem::take(&mut slot.prefetch) {
+                    if self.flush.recent_object(&key).is_none() {
+                        let read = self.next_read();
+                        out.push(Output::Read { read, key: key.to_string(), range });
+                    }
+                }
             }
         }
         if reading.outstanding == 0 {
@@ -170,7 +186,7 @@ impl Broker {
                 let part = topic.and_then(|tp| usize::try_from(fp.partition).ok().and_then(|i| tp.partitions.get(i)));
                 let Some(part) = part else {
                     data.error_code = if topic.is_none() && v >= 13 { ec::UNKNOWN_TOPIC_ID } else { ec::UNKNOWN_TOPIC_OR_PARTITION };
-                    slots.push(Slot { topic: ti, data, segments: Vec::new() });
+                    slots.push(Slot { topic: ti, data, segments: Vec::new(), prefetch: Vec::new() });
                     continue;
                 };
                 data.high_watermark = part.log_end;
@@ -180,48 +196,28 @@ impl Broker {
                     data.error_code = ec::UNKNOWN_LEADER_EPOCH;
                 } else if fp.fetch_offset < part.log_start || fp.fetch_offset > part.log_end {
                     data.error_code = ec::OFFSET_OUT_OF_RANGE;
-                }
-                let mut segments = Vec::new();
-                if data.error_code == ec::NONE && fp.fetch_offset < part.log_end {
-                    let mut part_budget = fp.partition_max_bytes.max(0) as u64;
-                    let mut offset = fp.fetch_offset;
-                    'extents: while let Some(ei) = part.extent_at(offset) {
-                        let e = &part.extents[ei];
-                        let first = e.batch_at(offset);
-                        let mut end = first;
-                        let mut bytes = 0u64;
-                        while end < e.batches.len() {
-                            let len = e.batch_len(end);
-                            // KIP-74: the first batch of the response goes out whatever its size.
-                            let must = !any_data && bytes == 0 && segments.is_empty();
-                            if !must && (bytes + len > part_budget || bytes + len > budget) {
-                                break;
-                            }
-                            bytes += len;
-                            end += 1;
-                        }
-                        if end == first {
-                            break 'extents;
-                        }
-                        let start_pos = e.batches[first].position;
-                        segments.push(Segment {
-                            key: e.object.clone(),
-                            range: start_pos..start_pos + bytes,
-                            base_offset: e.batches[first].base_offset,
-                            data: None,
-                            failed: false,
-                        });
-                        any_data = true;
-                        part_budget = part_budget.saturating_sub(bytes);
-                        budget = budget.saturating_sub(bytes);
-                        total += bytes;
-                        offset = if end < e.batches.len() { e.batches[end].base_offset } else { e.end_offset };
-                        if end < e.batches.len() || part_budget == 0 || budget == 0 {
-                            break;
-                        }
+                    #[cfg(feature = "sim-bugs")] // PLANTED BUG fetch-beyond-end
+                    if crate::sim_bugs::active(crate::sim_bugs::Bug::FetchBeyondEnd) && fp.fetch_offset > part.log_end {
+                        data.error_code = ec::NONE;
                     }
                 }
-                slots.push(Slot { topic: ti, data, segments });
+                let mut segments = Vec::new();
+                let mut prefetch = Vec::new();
+                if data.error_code == ec::NONE && fp.fetch_offset < part.log_end {
+                    let part_budget = fp.partition_max_bytes.max(0) as u64;
+                    let (segs, bytes, next) = plan_partition(part, fp.fetch_offset, part_budget, budget, any_data);
+                    any_data |= !segs.is_empty();
+                    budget = budget.saturating_sub(bytes);
+                    total += bytes;
+                    segments = segs;
+                    // What the next fetch of this partition will most likely ask for,
+                    // to read ahead for a consumer that is catching up.
+                    if !segments.is_empty() && next < part.log_end {
+                        let full = request.max_bytes.max(0) as u64;
+                        prefetch = plan_partition(part, next, part_budget, full, false).0.into_iter().map(|s| (s.key, s.range)).collect();
+                    }
+                }
+                slots.push(Slot { topic: ti, data, segments, prefetch });
             }
         }
         Plan { topics, slots, bytes: total }
@@ -267,6 +263,49 @@ impl Broker {
             }
         }
     }
+}
+
+/// The segments of `part` from `offset` within `part_budget` and `budget`
+/// bytes (KIP-74: unless `any_data`, the first batch goes out whatever its
+/// size), the bytes they hold, and the offset after them.
+fn plan_partition(part: &Partition, mut offset: i64, mut part_budget: u64, mut budget: u64, any_data: bool) -> (Vec<Segment>, u64, i64) {
+    let mut segments = Vec::new();
+    let mut total = 0u64;
+    while let Some(ei) = part.extent_at(offset) {
+        let e = &part.extents[ei];
+        let first = e.batch_at(offset);
+        let mut end = first;
+        let mut bytes = 0u64;
+        while end < e.batches.len() {
+            let len = e.batch_len(end);
+            // KIP-74: the first batch of the response goes out whatever its size.
+            let must = !any_data && bytes == 0 && segments.is_empty();
+            if !must && (bytes + len > part_budget || bytes + len > budget) {
+                break;
+            }
+            bytes += len;
+            end += 1;
+        }
+        if end == first {
+            break;
+        }
+        let start_pos = e.batches[first].position;
+        segments.push(Segment {
+            key: e.object.clone(),
+            range: start_pos..start_pos + bytes,
+            base_offset: e.batches[first].base_offset,
+            data: None,
+            failed: false,
+        });
+        part_budget = part_budget.saturating_sub(bytes);
+        budget = budget.saturating_sub(bytes);
+        total += bytes;
+        offset = if end < e.batches.len() { e.batches[end].base_offset } else { e.end_offset };
+        if end < e.batches.len() || part_budget == 0 || budget == 0 {
+            break;
+        }
+    }
+    (segments, total, offset)
 }
 
 /// Builds the response: each partition's segments, offsets set to the applied ones.

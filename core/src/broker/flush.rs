@@ -69,6 +69,11 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
+    /// True while an object of ours is being written.
+    fn writing(&self) -> bool {
+        self.flushes.values().any(|f| !f.written)
+    }
+
     /// An own object still in memory, by key.
     pub fn recent_object(&self, key: &str) -> Option<&Bytes> {
         self.recent.iter().find(|(k, _)| k == key).map(|(_, b)| b)
@@ -87,9 +92,10 @@ impl Broker {
         }
     }
 
-    /// Flushes if the open object is big enough.
+    /// Flushes if the open object is big enough, or (`flush_when_idle`) if no
+    /// object is being written.
     pub(crate) fn maybe_flush(&mut self, out: &mut Vec<Output>) {
-        if self.flush.open_bytes >= self.cfg.flush_bytes {
+        if self.flush.open_bytes >= self.cfg.flush_bytes || (self.cfg.flush_when_idle && !self.flush.writing()) {
             self.flush_now(out);
         }
     }
@@ -149,15 +155,25 @@ impl Broker {
 
     pub(crate) fn on_object_written(&mut self, write: WriteId, result: Result<(), String>, out: &mut Vec<Output>) {
         let Some((&id, _)) = self.flush.flushes.iter().find(|(_, f)| f.write == write) else { return };
+        #[cfg(feature = "sim-bugs")] // PLANTED BUG lose-failed-object
+        let result = if crate::sim_bugs::active(crate::sim_bugs::Bug::LoseFailedObject) { Ok(()) } else { result };
         match result {
             Ok(()) => {
                 if let Some(f) = self.flush.flushes.get_mut(&id) {
                     f.written = true;
                 }
+                #[cfg(feature = "sim-bugs")] // PLANTED BUG ack-before-apply
+                if crate::sim_bugs::active(crate::sim_bugs::Bug::AckBeforeApply) {
+                    self.ack_before_apply(id, out);
+                }
             }
             Err(_) => self.fail_flush(id, ec::KAFKA_STORAGE_ERROR, out),
         }
         self.propose_written_in_order(out);
+        // What arrived while that object was written goes out now (group commit).
+        if self.cfg.flush_when_idle && !self.flush.open.is_empty() {
+            self.maybe_flush(out);
+        }
     }
 
     /// Proposes the commits of written objects at the head of the flush order.
@@ -207,6 +223,27 @@ impl Broker {
                     None => break,
                 }
             }
+        }
+    }
+
+    /// PLANTED BUG ack-before-apply: answers flush `id`'s requests with the
+    /// offsets its batches would get if nothing came before its commit.
+    #[cfg(feature = "sim-bugs")]
+    fn ack_before_apply(&mut self, id: u64, out: &mut Vec<Output>) {
+        let Some(f) = self.flush.flushes.get(&id) else { return };
+        let mut verdicts = Vec::new();
+        for (entry, ws) in f.entries.iter().zip(&f.waiters) {
+            let name = self.log.topic_names.get(&entry.topic_id).cloned().unwrap_or_default();
+            let mut end = self.log.partition(&name, entry.partition).map_or(0, |p| p.log_end);
+            for (b, w) in entry.batches.iter().zip(ws) {
+                if let Some(w) = w {
+                    verdicts.push((*w, end));
+                }
+                end += i64::from(b.offset_count);
+            }
+        }
+        for (w, base) in verdicts {
+            self.settle(w, Ok(base), out);
         }
     }
 

@@ -46,6 +46,11 @@ pub struct BrokerConfig {
     pub flush_bytes: usize,
     /// Flush the open object this long after its first batch arrived.
     pub flush_ms: u64,
+    /// Also flush the open object at once whenever no object write is in
+    /// flight, rather than wait for `flush_ms` or `flush_bytes`: an idle
+    /// broker writes what arrives straight away, and a busy one gathers what
+    /// arrives while the previous object is written (group commit).
+    pub flush_when_idle: bool,
     /// Create unknown topics on Metadata requests that allow it.
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics and of CreateTopics with -1.
@@ -75,6 +80,7 @@ impl BrokerConfig {
             rack: None,
             flush_bytes: 1 << 20,
             flush_ms: 5,
+            flush_when_idle: false,
             auto_create_topics: true,
             default_partitions: 1,
             message_max_bytes: 1_048_588,

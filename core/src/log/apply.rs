@@ -50,6 +50,10 @@ fn in_sequence(last: i32, next: i32) -> bool {
 /// the last applied revision is ignored (a replay after a watch reconnect).
 pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<Applied> {
     if revision <= state.revision {
+        #[cfg(feature = "sim-bugs")] // PLANTED BUG double-apply
+        if crate::sim_bugs::active(crate::sim_bugs::Bug::DoubleApply) && revision == state.revision {
+            return Some(apply_again(state, commit));
+        }
         return None;
     }
     state.revision = revision;
@@ -180,6 +184,16 @@ pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<App
     })
 }
 
+/// PLANTED BUG double-apply: applies an object commit once more.
+#[cfg(feature = "sim-bugs")]
+fn apply_again(state: &mut LogState, commit: &Commit) -> Applied {
+    let revision = state.revision;
+    state.revision = revision - 1;
+    let applied = apply(state, revision, commit).unwrap_or(Applied::Object(Vec::new()));
+    state.revision = revision;
+    applied
+}
+
 /// The most partitions a topic may have (bounds state and requests).
 pub const MAX_PARTITIONS: u32 = 100_000;
 
@@ -264,6 +278,10 @@ fn check_producer(p: &Partition, b: &BatchEntry) -> Option<BatchOutcome> {
     }
     let last_seq = b.last_sequence();
     if let Some(dup) = st.recent.iter().find(|r| r.first_seq == b.base_sequence && r.last_seq == last_seq) {
+        #[cfg(feature = "sim-bugs")] // PLANTED BUG skip-dedup
+        if crate::sim_bugs::active(crate::sim_bugs::Bug::SkipDedup) {
+            return None;
+        }
         return Some(BatchOutcome::Duplicate { base_offset: dup.base_offset });
     }
     match st.recent.back() {

@@ -24,10 +24,11 @@ use strata_proto::codec::header::{decode_response_frame, Request};
 use strata_proto::messages::{ApiVersionsRequest, ApiVersionsResponse, Message};
 use strata_proto::{ApiKey, FrameDecoder, RequestBody, RequestHeader, ResponseBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+use crate::compat::OwnedWriteHalf;
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -269,7 +270,7 @@ impl Connection {
             .map_err(|e| connect_err(e.to_string()))?;
         // Kafka's clients disable Nagle too.
         stream.set_nodelay(true).map_err(|e| connect_err(e.to_string()))?;
-        let (read, write) = stream.into_split();
+        let (read, write) = crate::compat::split(stream);
         let (stream_tx, stream_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
@@ -355,7 +356,14 @@ impl Connection {
             header: RequestHeader { api_key: api as i16, api_version: version, correlation_id, client_id: self.client_id.clone() },
             body,
         };
-        let mut buf = BytesMut::new();
+        // Sized for the records a produce carries, so it is not grown step by step.
+        let records: usize = match &request.body {
+            RequestBody::Produce(p) => {
+                p.topic_data.iter().flat_map(|t| &t.partition_data).map(|d| d.records.as_ref().map_or(0, |r| r.len())).sum()
+            }
+            _ => 0,
+        };
+        let mut buf = BytesMut::with_capacity(records + 1024);
         request
             .encode_frame(&mut buf)
             .map_err(|e| ClientError::Encode { api: api.name(), version, reason: e.to_string() })?;
@@ -364,7 +372,12 @@ impl Connection {
 
     async fn write(&self, buf: &[u8]) -> Result<(), ClientError> {
         let mut w = self.writer.lock().await;
-        if let Err(e) = w.write_all(buf).await {
+        // flush: a no-op on a real socket; madsim's stream sends on flush.
+        let written = match w.write_all(buf).await {
+            Ok(()) => w.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             let err = ClientError::Closed { addr: self.shared.addr.clone(), reason: e.to_string() };
             self.shared.fail_all(err.clone());
             return Err(err);
@@ -452,7 +465,7 @@ impl Connection {
     }
 }
 
-async fn read_loop(mut read: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, frames: FrameDecoder) {
+async fn read_loop(mut read: crate::compat::OwnedReadHalf, shared: Arc<Shared>, frames: FrameDecoder) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         loop {
@@ -490,8 +503,15 @@ async fn read_loop(mut read: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>
                 }
             }
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
+        // Room for the rest of the frame being read (a large fetch response is
+        // read into one allocation, not grown step by step), and at least 64 KiB.
+        let frame_rest = match buf.get(..4) {
+            Some(p) => (i32::from_be_bytes([p[0], p[1], p[2], p[3]]).max(0) as usize + 4).saturating_sub(buf.len()),
+            None => 0,
+        };
+        let want = frame_rest.min(frames.max_frame() + 4).max(16 * 1024);
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want.max(64 * 1024));
         }
         match read.read_buf(&mut buf).await {
             Ok(0) => {

@@ -73,6 +73,10 @@ pub async fn run_applier<S: Sequencer + 'static>(sequencer: Arc<S>, from: u64, t
         if tx.is_closed() {
             return;
         }
+        #[cfg(feature = "sim-bugs")] // PLANTED BUG double-apply: re-deliver the last applied record
+        if strata_core::sim_bugs::active(strata_core::sim_bugs::Bug::DoubleApply) && next > 1 {
+            next -= 1;
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }

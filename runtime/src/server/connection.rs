@@ -29,11 +29,11 @@ use strata_core::io::{ConnId, Input};
 use strata_proto::codec::header::{encode_response_frame, Request, RequestError};
 use strata_proto::{ApiKey, FrameDecoder, ResponseBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::driver::{Clock, ConnEvent, DriverMsg};
+use crate::compat::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Write the response buffer out once it holds this much, even if more
 /// responses are ready.
@@ -63,7 +63,7 @@ struct Shared {
     inflight: Semaphore,
     bytes: Semaphore,
     /// Byte permits taken by each unanswered request, in request order.
-    sizes: Mutex<VecDeque<u32>>,
+    sizes: Mutex<VecDeque<(u32, std::time::Instant)>>,
     /// When the last response was written (clock ms).
     last_write_ms: AtomicU64,
 }
@@ -104,11 +104,11 @@ pub async fn run_connection(
         sizes: Mutex::new(VecDeque::new()),
         last_write_ms: AtomicU64::new(cfg.clock.now_ms()),
     });
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = crate::compat::split(stream);
     let reader = read_loop(conn, peer, rd, &cfg, &shared, &events_tx, stop);
     let writer = write_loop(conn, peer, wr, &cfg, &shared, events_rx);
     tokio::pin!(reader, writer);
-    tokio::select! {
+    crate::det_select! {
         end = &mut reader => {
             match end {
                 ReadEnd::Drain(requests) => {
@@ -147,7 +147,7 @@ async fn read_loop(
     let mut client_id: Option<String> = None;
     loop {
         // A request slot first: stop reading while the connection is at its bound.
-        tokio::select! {
+        crate::det_select! {
             permit = shared.inflight.acquire() => match permit {
                 Ok(p) => p.forget(),
                 Err(_) => return ReadEnd::DriverGone,
@@ -163,7 +163,7 @@ async fn read_loop(
             loop {
                 let quiet_since = last_read_ms.max(shared.last_write_ms.load(Ordering::Relaxed));
                 let idle_at = cfg.clock.instant(quiet_since) + cfg.idle_timeout;
-                tokio::select! {
+                crate::det_select! {
                     r = &mut read => match r {
                         Ok(_) => break,
                         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return ReadEnd::Eof,
@@ -194,21 +194,21 @@ async fn read_loop(
         };
         // Byte budget (a request larger than the whole budget takes all of it).
         let want = len.clamp(1, cfg.max_inflight_bytes.clamp(1, u32::MAX as usize)) as u32;
-        tokio::select! {
+        crate::det_select! {
             permit = shared.bytes.acquire_many(want) => match permit {
                 Ok(p) => p.forget(),
                 Err(_) => return ReadEnd::DriverGone,
             },
             () = stopping(&mut stop) => return ReadEnd::Drain(n),
         }
-        let mut frame = BytesMut::zeroed(len);
-        match tokio::time::timeout(cfg.idle_timeout, rd.read_exact(&mut frame[..])).await {
-            Ok(Ok(_)) => {}
+        let mut frame = BytesMut::with_capacity(len);
+        match tokio::time::timeout(cfg.idle_timeout, read_frame(&mut rd, &mut frame, len)).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return ReadEnd::Eof,
             Ok(Err(e)) => return ReadEnd::Io(e),
             Err(_) => return ReadEnd::Idle,
         }
-        shared.sizes.lock().expect("sizes lock").push_back(want);
+        shared.sizes.lock().expect("sizes lock").push_back((want, std::time::Instant::now()));
         let request = n;
         n += 1;
         match Request::decode(frame.freeze()) {
@@ -243,6 +243,18 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// Reads exactly `len` bytes into `frame`'s spare capacity (not zeroed first:
+/// the frame is written once, by the socket read).
+async fn read_frame(rd: &mut BufReader<OwnedReadHalf>, frame: &mut BytesMut, len: usize) -> std::io::Result<()> {
+    while frame.len() < len {
+        let mut limited = (&mut *rd).take((len - frame.len()) as u64);
+        if limited.read_buf(frame).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
 }
 
 fn version_supported(key: ApiKey, version: i16) -> bool {
@@ -301,7 +313,10 @@ async fn write_loop(
                 }
                 next += 1;
                 answered += 1;
-                freed_bytes += shared.sizes.lock().expect("sizes lock").pop_front().unwrap_or(0) as usize;
+                if let Some((size, read_at)) = shared.sizes.lock().expect("sizes lock").pop_front() {
+                    freed_bytes += size as usize;
+                    tracing::trace!(conn, us = read_at.elapsed().as_micros() as u64, "answered");
+                }
                 if buf.len() >= WRITE_CHUNK {
                     break;
                 }
@@ -310,7 +325,12 @@ async fn write_loop(
                 break;
             }
             if !buf.is_empty() {
-                if let Err(e) = wr.write_all(&buf).await {
+                // flush: a no-op on a real socket; madsim's stream sends on flush.
+                let written = match wr.write_all(&buf).await {
+                    Ok(()) => wr.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     tracing::debug!(conn, %peer, error = %e, "connection write failed");
                     return;
                 }

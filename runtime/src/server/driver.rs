@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_core::broker::Broker;
-use strata_core::io::{AppendId, AppendResult, ConnId, Input, Output};
+use strata_core::io::{AppendId, AppendResult, ConnId, Input, Output, ReadId};
 use strata_proto::ResponseBody;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -40,6 +40,9 @@ pub enum DriverMsg {
     /// The sequencer holds a record at `revision` that is not a commit this
     /// build can decode; it was skipped (the applied watermark moves past it).
     Skipped { revision: u64 },
+    /// A read of `range` of object `key` finished: every read waiting on it
+    /// gets the result.
+    ReadDone { key: String, range: std::ops::Range<u64>, result: Result<Bytes, String> },
     /// Write the open object now (graceful shutdown).
     Flush,
     /// Stop the driver.
@@ -108,6 +111,8 @@ pub struct Driver {
     cache: Arc<Mutex<BlockCache>>,
     /// Inputs produced by the driver itself (cache hits), fed before anything new.
     local: VecDeque<Input>,
+    /// Store reads in flight, by (object, start, end), and the reads waiting on each.
+    reads: HashMap<(String, u64, u64), Vec<ReadId>>,
     /// The last applied revision, for whoever waits on the replay.
     applied: watch::Sender<u64>,
     /// Bound on an object write.
@@ -141,6 +146,7 @@ impl Driver {
             store,
             cache,
             local: VecDeque::new(),
+            reads: HashMap::new(),
             applied,
             write_timeout,
             out: Vec::new(),
@@ -154,7 +160,7 @@ impl Driver {
                 self.feed(input);
             }
             let deadline = self.timers.next_deadline().map(|ms| self.clock.instant(ms));
-            tokio::select! {
+            crate::det_select! {
                 msg = self.rx.recv() => match msg {
                     None | Some(DriverMsg::Stop) => break,
                     Some(msg) => self.on_msg(msg),
@@ -183,6 +189,11 @@ impl Driver {
             DriverMsg::Skipped { revision } => {
                 self.feed(Input::Skipped { revision });
                 self.applied.send_replace(revision);
+            }
+            DriverMsg::ReadDone { key, range, result } => {
+                for read in self.reads.remove(&(key, range.start, range.end)).unwrap_or_default() {
+                    self.feed(Input::ReadDone { read, result: result.clone() });
+                }
             }
             DriverMsg::Flush => self.feed(Input::Flush),
             DriverMsg::Stop => {}
@@ -231,13 +242,14 @@ impl Driver {
                 let limit = self.write_timeout;
                 tokio::spawn(async move {
                     let size = bytes.len();
+                    let started = Instant::now();
                     let result = match tokio::time::timeout(limit, store.put_create(&key, bytes)).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err(format!("writing object {key} timed out after {} ms", limit.as_millis())),
                     };
                     match &result {
-                        Ok(()) => tracing::trace!(%key, size, "object written"),
+                        Ok(()) => tracing::trace!(%key, size, us = started.elapsed().as_micros() as u64, "object written"),
                         Err(e) => tracing::warn!(%key, size, error = %e, "object write failed"),
                     }
                     let _ = tx.send(DriverMsg::Input(Input::ObjectWritten { write, result })).await;
@@ -249,13 +261,32 @@ impl Driver {
                     self.local.push_back(Input::ReadDone { read, result: Ok(bytes) });
                     return;
                 }
+                // One store read per range at a time: a fetch asking for a range
+                // that is being read ahead waits for that read.
+                match self.reads.entry((key.clone(), range.start, range.end)) {
+                    std::collections::hash_map::Entry::Occupied(mut waiting) => {
+                        waiting.get_mut().push(read);
+                        return;
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(vec![read]);
+                    }
+                }
                 let store = self.store.clone();
                 let cache = self.cache.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
+                    let started = Instant::now();
                     let result = match store.get_range(&key, range.clone()).await {
-                        Ok(bytes) => {
+                        // A short answer is not cached: the core fails that read, and a
+                        // cached one would fail every later read of the range too.
+                        Ok(bytes) if bytes.len() as u64 == range.end.saturating_sub(range.start) => {
+                            tracing::trace!(%key, size = bytes.len(), us = started.elapsed().as_micros() as u64, "object read");
                             cache.lock().expect("cache lock").insert(&key, &range, bytes.clone());
+                            Ok(bytes)
+                        }
+                        Ok(bytes) => {
+                            tracing::warn!(%key, ?range, got = bytes.len(), "object read returned the wrong length");
                             Ok(bytes)
                         }
                         Err(e) => {
@@ -263,7 +294,7 @@ impl Driver {
                             Err(e.to_string())
                         }
                     };
-                    let _ = tx.send(DriverMsg::Input(Input::ReadDone { read, result })).await;
+                    let _ = tx.send(DriverMsg::ReadDone { key, range, result }).await;
                 });
             }
         }
@@ -289,8 +320,12 @@ pub async fn run_appender<S: Sequencer + 'static>(
 ) {
     while let Some((append, record)) = rx.recv().await {
         let seq = sequencer.clone();
-        let mut fut: Pin<Box<dyn Future<Output = Result<u64, AppendError>> + Send>> =
-            Box::pin(async move { seq.append(record).await });
+        let started = Instant::now();
+        let mut fut: Pin<Box<dyn Future<Output = Result<u64, AppendError>> + Send>> = Box::pin(async move {
+            let result = seq.append(record).await;
+            tracing::trace!(us = started.elapsed().as_micros() as u64, "commit appended");
+            result
+        });
         // One poll now, in emission order; it registers the waker as usual.
         let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
         let tx = tx.clone();

@@ -8,9 +8,9 @@ use std::time::Duration;
 use strata_core::io::ConnId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::connection::{run_connection, stopping, ConnConfig};
+use crate::compat::JoinSet;
 
 /// Accepts connections until `stop` turns true, then drains them.
 pub async fn run_listener(
@@ -23,7 +23,7 @@ pub async fn run_listener(
     let mut next_conn: ConnId = 1;
     let mut stop_wait = stop.clone();
     loop {
-        tokio::select! {
+        crate::det_select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {
@@ -51,7 +51,7 @@ pub async fn run_listener(
     let deadline = tokio::time::sleep(drain_timeout);
     tokio::pin!(deadline);
     loop {
-        tokio::select! {
+        crate::det_select! {
             done = conns.join_next() => match done {
                 Some(done) => log_join(done),
                 None => break,

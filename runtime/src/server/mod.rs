@@ -69,6 +69,7 @@ impl ServerConfig {
             rack: args.rack.clone(),
             flush_bytes: usize::try_from(args.flush_bytes).unwrap_or(usize::MAX),
             flush_ms: args.flush_ms,
+            flush_when_idle: args.flush_when_idle,
             auto_create_topics: args.auto_create_topics,
             default_partitions: args.default_partitions,
             message_max_bytes: args.message_max_bytes,
@@ -245,7 +246,7 @@ impl Server {
             // directory plays the bucket, so objects land in <data-dir>/objects/.
             None => format!("file://{}", data_dir.display()),
         };
-        let store = ObjectStoreBackend::open(&url)?;
+        let store = ObjectStoreBackend::open_with(&url, args.page_cache_bytes)?;
         let log_dir = data_dir.join("log");
         let dir = log_dir.clone();
         let sequencer = tokio::task::spawn_blocking(move || EmbeddedSequencer::open(&dir))

@@ -3,10 +3,12 @@
 //! The server talks to it through [`ObjectStoreClient`], a two-method seam
 //! (create-only put, ranged get) so the simulator can swap in a simulated
 //! store. [`ObjectStoreBackend`] is the real one, on the `object_store` crate:
-//! `file://` (a local directory, fsynced) and `memory://` for now.
+//! `memory://` for now; `file://` (a local directory, synced) is
+//! [`LocalDirStore`], which does the fewest syncs that make an object durable.
 //! [`BlockCache`] is the byte-bounded read cache in front of it.
 
 mod cache;
+mod local;
 
 use std::fmt;
 use std::future::Future;
@@ -16,12 +18,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 pub use cache::BlockCache;
+pub use local::LocalDirStore;
+
+/// How many bytes of the objects it wrote last a local directory leaves in the
+/// OS page cache, unless told otherwise (`strata serve --page-cache-bytes`).
+pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 1 << 30;
 
 /// A boxed future, so that [`ObjectStoreClient`] can be used as a trait object.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -62,11 +68,18 @@ pub trait ObjectStoreClient: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
-/// The real object store, through the `object_store` crate.
+/// The real object store: a local directory ([`LocalDirStore`]), or one of
+/// the `object_store` crate's.
 #[derive(Debug, Clone)]
 pub struct ObjectStoreBackend {
-    inner: Arc<dyn ObjectStore>,
+    inner: Inner,
     url: String,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Local(LocalDirStore),
+    Crate(Arc<dyn ObjectStore>),
 }
 
 /// Why an objects URL could not be opened.
@@ -99,8 +112,14 @@ impl ObjectStoreBackend {
     /// plain path, or `memory://`. A local directory is created if missing and
     /// written with fsync, so an object is durable before the commit naming it.
     pub fn open(url: &str) -> Result<Self, OpenStoreError> {
+        Self::open_with(url, DEFAULT_PAGE_CACHE_BYTES)
+    }
+
+    /// Like [`open`](Self::open); a local directory leaves only the last
+    /// `page_cache_bytes` of objects it wrote in the OS page cache (see [`LocalDirStore`]).
+    pub fn open_with(url: &str, page_cache_bytes: u64) -> Result<Self, OpenStoreError> {
         if url == "memory://" || url == "memory:" || url == "memory:///" {
-            return Ok(ObjectStoreBackend { inner: Arc::new(InMemory::new()), url: "memory://".into() });
+            return Ok(Self::memory());
         }
         let dir = if let Some(rest) = url.strip_prefix("file://") {
             PathBuf::from(rest)
@@ -109,23 +128,28 @@ impl ObjectStoreBackend {
         } else {
             PathBuf::from(url)
         };
-        Self::open_dir(&dir)
+        Self::open_dir_with(&dir, page_cache_bytes)
     }
 
     /// Opens (creating it if needed) a local directory as the object store.
     pub fn open_dir(dir: &Path) -> Result<Self, OpenStoreError> {
+        Self::open_dir_with(dir, DEFAULT_PAGE_CACHE_BYTES)
+    }
+
+    fn open_dir_with(dir: &Path, page_cache_bytes: u64) -> Result<Self, OpenStoreError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenStoreError::Dir { dir: dir.into(), source })?;
         let abs = std::fs::canonicalize(dir).map_err(|source| OpenStoreError::Dir { dir: dir.into(), source })?;
-        let url = format!("file://{}", abs.display());
-        let store = LocalFileSystem::new_with_prefix(&abs)
-            .map_err(|source| OpenStoreError::Store { url: url.clone(), source })?
-            .with_fsync(true);
-        Ok(ObjectStoreBackend { inner: Arc::new(store), url })
+        if !abs.is_dir() {
+            let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+            return Err(OpenStoreError::Dir { dir: dir.into(), source });
+        }
+        let store = LocalDirStore::new(abs, page_cache_bytes);
+        Ok(ObjectStoreBackend { url: store.describe(), inner: Inner::Local(store) })
     }
 
     /// An in-memory store (tests).
     pub fn memory() -> Self {
-        ObjectStoreBackend { inner: Arc::new(InMemory::new()), url: "memory://".into() }
+        ObjectStoreBackend { inner: Inner::Crate(Arc::new(InMemory::new())), url: "memory://".into() }
     }
 }
 
@@ -143,10 +167,14 @@ fn map_error(key: &str, e: object_store::Error) -> StoreError {
 
 impl ObjectStoreClient for ObjectStoreBackend {
     fn put_create(&self, key: &str, bytes: Bytes) -> StoreFuture<'_, ()> {
+        let inner = match &self.inner {
+            Inner::Local(local) => return local.put_create(key, bytes),
+            Inner::Crate(inner) => inner,
+        };
         let key = key.to_owned();
         Box::pin(async move {
             let path = object_path(&key)?;
-            self.inner
+            inner
                 .put_opts(&path, PutPayload::from(bytes), PutMode::Create.into())
                 .await
                 .map(|_| ())
@@ -155,13 +183,17 @@ impl ObjectStoreClient for ObjectStoreBackend {
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> StoreFuture<'_, Bytes> {
+        let inner = match &self.inner {
+            Inner::Local(local) => return local.get_range(key, range),
+            Inner::Crate(inner) => inner,
+        };
         let key = key.to_owned();
         Box::pin(async move {
             let path = object_path(&key)?;
             if range.start >= range.end {
                 return Ok(Bytes::new());
             }
-            self.inner.get_range(&path, range).await.map_err(|e| map_error(&key, e))
+            inner.get_range(&path, range).await.map_err(|e| map_error(&key, e))
         })
     }
 

@@ -1,0 +1,139 @@
+//! The recorded history of one seed: a textual event trail (timestamped in
+//! simulated time; its digest is the determinism witness) and the structured
+//! facts the checkers read.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use strata_core::log::commit::{Commit, CommitBody};
+
+/// One event of the trail.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub at_ms: u64,
+    pub who: String,
+    pub what: String,
+}
+
+/// An acknowledged produce: these values sit at `base_offset..`.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub producer: String,
+    pub partition: i32,
+    pub base_offset: i64,
+    pub values: Vec<Bytes>,
+    pub broker: usize,
+    pub at_ms: u64,
+}
+
+/// What a consumer saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub consumer: String,
+    pub broker: usize,
+    pub partition: i32,
+    pub offset: i64,
+    pub value: Bytes,
+    pub at_ms: u64,
+}
+
+/// A protocol-level problem a client noticed on the spot.
+#[derive(Debug, Clone)]
+pub struct Anomaly {
+    pub invariant: &'static str,
+    pub detail: String,
+    pub partition: Option<i32>,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub events: Vec<Event>,
+    pub acks: Vec<Ack>,
+    pub seen: Vec<Seen>,
+    pub anomalies: Vec<Anomaly>,
+    /// Every value an idempotent producer sent, by producer and partition, in sequence order.
+    pub idempotent_sent: BTreeMap<(String, i32), Vec<Bytes>>,
+    /// Values sent by producers that do not retry (may be absent, never twice).
+    pub plain_sent: Vec<Bytes>,
+    /// Set once the run has started (simulated ms of the start).
+    pub start: Option<tokio::time::Instant>,
+}
+
+/// Shared, cloneable handle on the history.
+#[derive(Clone, Default)]
+pub struct History(pub Arc<Mutex<Inner>>);
+
+impl History {
+    /// Starts the clock.
+    pub fn start(&self) {
+        self.0.lock().unwrap().start = Some(tokio::time::Instant::now());
+    }
+
+    /// Simulated ms since the start.
+    pub fn now_ms(&self) -> u64 {
+        let start = self.0.lock().unwrap().start;
+        start.map_or(0, |s| s.elapsed().as_millis() as u64)
+    }
+
+    /// Adds an event to the trail.
+    pub fn log(&self, who: &str, what: String) {
+        let at_ms = self.now_ms();
+        self.0.lock().unwrap().events.push(Event { at_ms, who: who.to_owned(), what });
+    }
+
+    pub fn ack(&self, ack: Ack) {
+        self.0.lock().unwrap().acks.push(ack);
+    }
+
+    pub fn seen(&self, seen: Seen) {
+        self.0.lock().unwrap().seen.push(seen);
+    }
+
+    pub fn anomaly(&self, invariant: &'static str, partition: Option<i32>, detail: String) {
+        self.log("checker", format!("{invariant}: {detail}"));
+        self.0.lock().unwrap().anomalies.push(Anomaly { invariant, detail, partition });
+    }
+
+    /// The digest of the whole trail.
+    pub fn digest(&self) -> u64 {
+        // SipHash with fixed keys: the same on every run.
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new_with_keys(0x5354_5241_5441, 0x53_494d);
+        for e in &self.0.lock().unwrap().events {
+            e.at_ms.hash(&mut h);
+            e.who.hash(&mut h);
+            e.what.hash(&mut h);
+        }
+        h.finish()
+    }
+}
+
+/// A short description of a sequencer record.
+pub fn summarize_commit(record: &Bytes) -> String {
+    match Commit::decode(record.clone()) {
+        Err(e) => format!("undecodable ({e})"),
+        Ok(c) => {
+            let o = &c.origin;
+            let body = match &c.body {
+                CommitBody::Object { key, partitions, .. } => {
+                    let parts: Vec<String> = partitions
+                        .iter()
+                        .map(|p| {
+                            let seqs: Vec<String> = p
+                                .batches
+                                .iter()
+                                .map(|b| if b.producer_id >= 0 { format!("pid{}#{}", b.producer_id, b.base_sequence) } else { format!("x{}", b.offset_count) })
+                                .collect();
+                            format!("p{}[{}]", p.partition, seqs.join(","))
+                        })
+                        .collect();
+                    format!("object {key} {}", parts.join(" "))
+                }
+                other => format!("{:?}", std::mem::discriminant(other)).replace("Discriminant", "commit"),
+            };
+            format!("from broker {} seq {}: {body}", o.broker, o.seq)
+        }
+    }
+}
