@@ -4,7 +4,12 @@
   DEFAULT_PARTITIONS partitions;
 - `topic`: a fresh topic name per test;
 - `new_broker`: a factory for tests that need a broker of their own (the crash
-  and bad-input tests); each one started is stopped at the end of its test.
+  and bad-input tests); each one started is stopped at the end of its test;
+- `group_broker`: the broker of the consumer-group tests (one for the session,
+  GROUP_PARTITIONS partitions for auto-created topics, the group flags of
+  group_broker_args());
+- `members`: consumer-group member processes (lib/groups.py), killed at the
+  end of the test.
 
 CLIENTS_BOOTSTRAP=host:port runs the suites against a broker that is already
 running (say a real Kafka, to check a test itself), auto-creating topics with
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -70,6 +76,56 @@ def broker(tmp_path_factory):
     assert alive, f"the shared broker died during the session (status {code}); log tail:\n{b.log_tail()}"
 
 
+GROUP_PARTITIONS = 6
+# group.initial.rebalance.delay.ms for the group tests: Kafka's default (3000)
+# makes every first join of a group wait 3 s; short enough to keep the tests
+# fast, long enough for members started together to join one generation.
+GROUP_INITIAL_REBALANCE_DELAY_MS = int(os.environ.get("CLIENTS_GROUP_REBALANCE_DELAY_MS", "500"))
+
+
+def group_broker_args() -> list[str]:
+    """Serve flags of the group tests' brokers: the initial rebalance delay
+    lowered, if this binary has a flag for it."""
+    args = []
+    try:
+        help_text = subprocess.run([strata_bin(), "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        help_text = ""
+    m = re.search(r"(--[a-z-]*initial-rebalance-delay[a-z-]*)", help_text)
+    if m:
+        args += [m.group(1), str(GROUP_INITIAL_REBALANCE_DELAY_MS)]
+    return args
+
+
+@pytest.fixture(scope="session")
+def group_broker(tmp_path_factory):
+    if EXTERNAL:
+        yield ExternalBroker(EXTERNAL)
+        return
+    b = Broker(tmp_path_factory.mktemp("groups") / "data",
+               args=["--default-partitions", str(GROUP_PARTITIONS), *group_broker_args()], name="groups")
+    b.start()
+    yield b
+    alive = b.alive()
+    code = b.stop()
+    assert alive, f"the group tests' broker died during the session (status {code}); log tail:\n{b.log_tail()}"
+
+
+@pytest.fixture
+def members(tmp_path, group_broker):
+    from groups import Members
+    ms = Members(tmp_path, group_broker.bootstrap)
+    yield ms
+    ms.close()
+
+
+@pytest.fixture
+def group(request):
+    """A consumer group id no other test uses."""
+    name = re.sub(r"[^a-zA-Z0-9._-]", "-", request.node.name)[:100]
+    return f"g-{name}-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture
 def bootstrap(broker):
     return broker.bootstrap
@@ -106,9 +162,15 @@ def pytest_runtest_makereport(item, call):
     if rep.when != "call" or not rep.failed:
         return
     brokers = []
-    if "broker" in item.funcargs:
-        brokers.append(item.funcargs["broker"])
+    for name in ("broker", "group_broker"):
+        if name in item.funcargs:
+            brokers.append(item.funcargs[name])
     if "new_broker" in item.funcargs:
         brokers.extend(item.funcargs["new_broker"].started)
     for b in brokers:
         rep.sections.append((f"broker log ({b.name}, {b.log_path})", b.log_tail(40)))
+    if "members" in item.funcargs:
+        from groups import describe_members
+        ms = item.funcargs["members"].all
+        if ms:
+            rep.sections.append(("group members", describe_members(ms)))
