@@ -287,3 +287,131 @@ def ensure_topic(host: str, port: int, topic: str, timeout: float = 20.0) -> dic
             return t[0]
         time.sleep(0.1)
     raise TimeoutError(f"topic {topic} not ready after {timeout}s: {last}")
+
+
+# ---- consumer groups (non-flexible versions) -----------------------------------
+
+API_OFFSET_COMMIT = 8
+API_OFFSET_FETCH = 9
+API_FIND_COORDINATOR = 10
+API_JOIN_GROUP = 11
+API_HEARTBEAT = 12
+API_LEAVE_GROUP = 13
+API_SYNC_GROUP = 14
+API_DESCRIBE_GROUPS = 15
+
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
+
+
+def nbytes(b: bytes | None) -> bytes:
+    return i32(-1) if b is None else i32(len(b)) + b
+
+
+def consumer_subscription(topics: list[str]) -> bytes:
+    """ConsumerProtocolSubscription v0: version, topics, user data (null)."""
+    return i16(0) + array([string(t) for t in topics]) + nbytes(None)
+
+
+def consumer_assignment(parts: dict[str, list[int]]) -> bytes:
+    """ConsumerProtocolAssignment v0: version, [topic, [partition]], user data (null)."""
+    return i16(0) + array([string(t) + array([i32(p) for p in ps]) for t, ps in parts.items()]) + nbytes(None)
+
+
+def parse_consumer_assignment(b: bytes) -> dict[str, list[int]]:
+    if not b:
+        return {}
+    r = Reader(b)
+    r.i16()
+    return dict(r.array(lambda r: (r.string(), r.array(Reader.i32))))
+
+
+class GroupConn:
+    """One connection speaking the classic group protocol at fixed, non-flexible
+    versions: FindCoordinator v1, JoinGroup v2, SyncGroup v1, Heartbeat v1,
+    LeaveGroup v1, OffsetCommit v2, OffsetFetch v1, DescribeGroups v1."""
+
+    def __init__(self, host: str, port: int):
+        self.sock = connect(host, port)
+        self.cid = 0
+
+    def close(self):
+        self.sock.close()
+
+    def call(self, api: int, version: int, body: bytes) -> Reader:
+        self.cid += 1
+        return Reader(roundtrip(self.sock, api, version, self.cid, body))
+
+    def find_coordinator(self, group: str) -> dict:
+        r = self.call(API_FIND_COORDINATOR, 1, string(group) + i8(0))
+        return {"throttle": r.i32(), "error_code": r.i16(), "error_message": r.string(), "node_id": r.i32(),
+                "host": r.string(), "port": r.i32()}
+
+    def join(self, group: str, member_id: str = "", topics=("t",), session_ms: int = 6000, rebalance_ms: int = 10000,
+             protocols=("range",)) -> dict:
+        meta = consumer_subscription(list(topics))
+        body = (string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id) + string("consumer")
+                + array([string(p) + nbytes(meta) for p in protocols]))
+        r = self.call(API_JOIN_GROUP, 2, body)
+        out = {"throttle": r.i32(), "error_code": r.i16(), "generation_id": r.i32(), "protocol_name": r.string(),
+               "leader": r.string(), "member_id": r.string()}
+        out["members"] = r.array(lambda r: (r.string(), r.take(max(0, r.i32()))))
+        return out
+
+    def sync(self, group: str, generation: int, member_id: str, assignments: dict[str, bytes]) -> dict:
+        body = (string(group) + i32(generation) + string(member_id)
+                + array([string(m) + nbytes(a) for m, a in assignments.items()]))
+        r = self.call(API_SYNC_GROUP, 1, body)
+        out = {"throttle": r.i32(), "error_code": r.i16()}
+        n = r.i32()
+        out["assignment"] = r.take(n) if n > 0 else b""
+        return out
+
+    def heartbeat(self, group: str, generation: int, member_id: str) -> int:
+        r = self.call(API_HEARTBEAT, 1, string(group) + i32(generation) + string(member_id))
+        r.i32()
+        return r.i16()
+
+    def leave(self, group: str, member_id: str) -> int:
+        r = self.call(API_LEAVE_GROUP, 1, string(group) + string(member_id))
+        r.i32()
+        return r.i16()
+
+    def commit(self, group: str, generation: int, member_id: str, offsets: dict[tuple[str, int], int],
+               metadata: str = "") -> dict[tuple[str, int], int]:
+        by_topic: dict[str, list] = {}
+        for (t, p), o in offsets.items():
+            by_topic.setdefault(t, []).append(i32(p) + i64(o) + string(metadata))
+        body = (string(group) + i32(generation) + string(member_id) + i64(-1)
+                + array([string(t) + array(ps) for t, ps in by_topic.items()]))
+        r = self.call(API_OFFSET_COMMIT, 2, body)
+        out = {}
+        for t, parts in r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16())))):
+            for p, err in parts:
+                out[(t, p)] = err
+        return out
+
+    def fetch(self, group: str, parts: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str | None, int]]:
+        by_topic: dict[str, list] = {}
+        for t, p in parts:
+            by_topic.setdefault(t, []).append(i32(p))
+        r = self.call(API_OFFSET_FETCH, 1, string(group) + array([string(t) + array(ps) for t, ps in by_topic.items()]))
+        out = {}
+        for t, ps in r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i64(), r.string(), r.i16())))):
+            for p, o, md, err in ps:
+                out[(t, p)] = (o, md, err)
+        return out
+
+    def describe(self, group: str) -> dict:
+        r = self.call(API_DESCRIBE_GROUPS, 1, array([string(group)]))
+        r.i32()
+
+        def member(r):
+            return {"member_id": r.string(), "client_id": r.string(), "client_host": r.string(),
+                    "metadata": r.take(max(0, r.i32())), "assignment": r.take(max(0, r.i32()))}
+        groups = r.array(lambda r: {"error_code": r.i16(), "group_id": r.string(), "state": r.string(),
+                                    "protocol_type": r.string(), "protocol": r.string(), "members": r.array(member)})
+        return groups[0]
