@@ -48,6 +48,7 @@ def test_three_members_exactly_once_then_kill9_one(group_broker, members, group,
     create_topic(b, topic, PARTITIONS)
     produced = produce_numbered(b, topic, PARTITIONS, 200, "a")
 
+    ends = ends_of(b, topic)
     ms = [members.start(f"m{i}", group, [topic]) for i in range(3)]
 
     # 1. three members, two partitions each, every record exactly once, commits at the end
@@ -57,7 +58,7 @@ def test_three_members_exactly_once_then_kill9_one(group_broker, members, group,
                 and len(consumption(ms)) == len(produced))
     wait_until(settled, DEADLINE, lambda: "3 members owning 2 partitions each, all records consumed:"
                + describe_members(ms))
-    wait_until(lambda: commits_reached(ms, ends_of(b, topic)), DEADLINE,
+    wait_until(lambda: commits_reached(ms, ends), DEADLINE,
                lambda: "every partition committed at its end" + describe_members(ms))
 
     seen = consumption(ms)
@@ -136,11 +137,12 @@ def test_static_member_restart_within_session_timeout_no_rebalance(group_broker,
     ms = [member(0)]
     wait_until(lambda: len(ms[0].owned()) == PARTITIONS, DEADLINE, lambda: "s0 alone owns everything" + describe_members(ms))
     ms += [member(1), member(2)]
+    ends = ends_of(b, topic)
 
     def settled():
         owned = [m.owned() for m in ms]
         return (all(len(o) == 2 for o in owned) and set().union(*owned) == all_parts(topic)
-                and commits_reached(ms, ends_of(b, topic)))
+                and commits_reached(ms, ends))
     wait_until(settled, DEADLINE, lambda: "3 static members owning 2 partitions each, all committed" + describe_members(ms))
 
     victim, others = ms[2], ms[:2]
@@ -193,12 +195,13 @@ def test_cooperative_sticky_members_join_one_by_one(group_broker, members, group
     def join_and_settle(n, tag):
         ms.append(members.start(f"c{n}", group, [topic], strategy="cooperative-sticky"))
         share = PARTITIONS // len(ms)
+        ends = ends_of(b, topic)
 
         def settled():
             owned = [m.owned() for m in ms]
             disjoint = sum(len(o) for o in owned) == PARTITIONS
             return (all(len(o) == share for o in owned) and disjoint and set().union(*owned) == all_parts(topic)
-                    and commits_reached(ms, ends_of(b, topic)))
+                    and commits_reached(ms, ends))
         wait_until(settled, DEADLINE, lambda: f"{len(ms)} cooperative members owning {share} partitions each, "
                                               f"everything committed (after {tag})" + describe_members(ms))
 
@@ -208,7 +211,8 @@ def test_cooperative_sticky_members_join_one_by_one(group_broker, members, group
     produce_numbered(b, topic, PARTITIONS, 50, "c", produced)
     join_and_settle(2, "c2 joined")
     produce_numbered(b, topic, PARTITIONS, 50, "d", produced)
-    wait_until(lambda: commits_reached(ms, ends_of(b, topic)), DEADLINE,
+    ends = ends_of(b, topic)
+    wait_until(lambda: commits_reached(ms, ends), DEADLINE,
                lambda: "everything committed" + describe_members(ms))
 
     for m in ms:
