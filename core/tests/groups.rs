@@ -142,6 +142,9 @@ fn describe(h: &mut Harness, group: &str) -> describe_groups_response::Described
 /// Three members joined and synced: (generation, member ids, leader).
 fn stable_group_of_three(h: &mut Harness, group: &str) -> (i32, Vec<String>, String) {
     h.create_topic("t", 6);
+    for conn in 1..=3 {
+        h.feed(Input::Opened { conn, peer: "127.0.0.1".into() });
+    }
     let joins: Vec<(u64, String)> = (1..=3).map(|c| join_new(h, c, group)).collect();
     // The initial rebalance delay (3 s) holds the join open for more
     // members, and once more because members arrived during it (as Kafka).
@@ -202,6 +205,7 @@ fn three_members_join_sync_and_heartbeat() {
     assert_eq!(d.members.len(), 3);
     assert!(d.members.iter().all(|m| m.member_assignment == format!("parts-of-{}", m.member_id).as_bytes()));
     assert!(d.members.iter().all(|m| m.client_id.starts_with("client-")));
+    assert!(d.members.iter().all(|m| m.client_host == "/127.0.0.1"), "{:?}", d.members);
 }
 
 #[test]

@@ -155,6 +155,8 @@ pub struct Broker {
     pub(crate) offsets: offsets::OffsetLookups,
     /// The groups this broker coordinates.
     pub(crate) groups: crate::group::Coordinator,
+    /// Open connections' client addresses (DescribeGroups shows members' hosts).
+    pub(crate) peers: BTreeMap<ConnId, String>,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -178,6 +180,7 @@ impl Broker {
             fetch: fetch::FetchWaits::default(),
             offsets: offsets::OffsetLookups::default(),
             groups: crate::group::Coordinator::default(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -227,7 +230,11 @@ impl Broker {
                 }
             }
             Input::Timer { timer } => self.on_timer(timer, out),
+            Input::Opened { conn, peer } => {
+                self.peers.insert(conn, peer);
+            }
             Input::Closed { conn } => {
+                self.peers.remove(&conn);
                 self.fetch.drop_conn(conn);
                 self.drop_offset_lookups(conn);
             }

@@ -45,6 +45,8 @@ impl Broker {
         let rebalance_timeout_ms = if r.rebalance_timeout_ms <= 0 { r.session_timeout_ms } else { r.rebalance_timeout_ms };
         let now = self.now_ms;
         let id_suffix = self.fresh_member_suffix();
+        // Kafka shows a member's host as Java prints an address: "/127.0.0.1".
+        let client_host = format!("/{}", self.peers.get(&req.key.conn).map_or("", String::as_str));
         let Some(g) = self.group_mut(&r.group_id) else { return fail(out, ec::NOT_COORDINATOR) };
         if r.protocol_type.is_empty() || protocols.is_empty() || !g.supports_protocols(&r.protocol_type, &protocols) {
             return fail(out, ec::INCONSISTENT_GROUP_PROTOCOL);
@@ -54,7 +56,7 @@ impl Broker {
             id,
             instance_id: instance_id.clone(),
             client_id: client_id.clone(),
-            client_host: String::new(),
+            client_host: client_host.clone(),
             session_timeout_ms: r.session_timeout_ms,
             rebalance_timeout_ms,
             protocols: protocols.clone(),
