@@ -461,3 +461,22 @@ fn join_refuses_bad_session_timeouts_and_mismatched_protocols() {
     let ResponseBody::JoinGroup(r) = h.call(5, other.into()) else { panic!() };
     assert_eq!(r.error_code, ec::INCONSISTENT_GROUP_PROTOCOL);
 }
+
+#[test]
+fn groups_spread_over_the_cluster_and_others_get_not_coordinator() {
+    use strata_core::broker::{BrokerConfig, Peer};
+    let peers = vec![Peer { node_id: 2, host: "b2".into(), port: 9093 }, Peer { node_id: 3, host: "b3".into(), port: 9094 }];
+    let mut h = Harness::with_config(BrokerConfig { peers, ..BrokerConfig::for_tests() });
+    let keys: Vec<String> = (0..60).map(|i| format!("group-{i}")).collect();
+    let req = FindCoordinatorRequest { key_type: 0, coordinator_keys: keys.clone(), ..Default::default() };
+    let ResponseBody::FindCoordinator(r) = h.call(4, req.into()) else { panic!() };
+    let mut per_node = std::collections::BTreeMap::new();
+    for c in &r.coordinators {
+        *per_node.entry(c.node_id).or_insert(0) += 1;
+    }
+    assert_eq!(per_node.len(), 3, "every broker coordinates some groups: {per_node:?}");
+    let elsewhere = r.coordinators.iter().find(|c| c.node_id != 1).unwrap();
+    let ResponseBody::JoinGroup(j) = h.call(9, join_request(&elsewhere.key, "", None).into()) else { panic!() };
+    assert_eq!(j.error_code, ec::NOT_COORDINATOR);
+    assert!(h.broker.log().groups.is_empty(), "no claim for a group this broker does not coordinate");
+}

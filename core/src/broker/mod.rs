@@ -67,6 +67,10 @@ pub struct BrokerConfig {
     pub recent_object_bytes: usize,
     /// The log directory DescribeLogDirs reports (the data directory).
     pub log_dir: String,
+    /// The cluster's other brokers, as clients reach them (until brokers
+    /// register with the sequencer, a static list): group coordinators are
+    /// spread over this broker and these.
+    pub peers: Vec<Peer>,
     /// Other static broker configs by Kafka name (`strata serve --config
     /// name=value`), e.g. `group.initial.rebalance.delay.ms`.
     pub static_props: BTreeMap<String, String>,
@@ -93,8 +97,20 @@ impl BrokerConfig {
             recent_object_bytes: 64 << 20,
             log_dir: "/tmp/strata-test".into(),
             static_props: BTreeMap::new(),
+            peers: Vec::new(),
         }
     }
+}
+
+/// Another broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its node id.
+    pub node_id: i32,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
 }
 
 /// Identifies a request: its connection and number on that connection.

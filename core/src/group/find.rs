@@ -16,10 +16,16 @@ const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
 
 impl Broker {
-    /// The live brokers a coordinator is chosen from (this broker alone until
-    /// brokers register with the sequencer).
+    /// The brokers a coordinator is chosen from: this one and its configured
+    /// peers (leased, live membership comes with the distributed mode).
     fn live_brokers(&self) -> Vec<MetadataResponseBroker> {
-        vec![self.broker_entry()]
+        let peers = self.cfg.peers.iter().filter(|p| p.node_id != self.cfg.node_id).map(|p| MetadataResponseBroker {
+            node_id: p.node_id,
+            host: p.host.clone(),
+            port: p.port,
+            rack: None,
+        });
+        std::iter::once(self.broker_entry()).chain(peers).collect()
     }
 
     /// The coordinator of `key`: the live broker with the highest hash of (key, node id).
