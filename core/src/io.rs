@@ -52,6 +52,8 @@ pub enum Input {
     ReadDone { read: ReadId, result: Result<Bytes, String> },
     /// A timer fired.
     Timer { timer: TimerId },
+    /// A connection opened from `peer` (the client's IP address).
+    Opened { conn: ConnId, peer: String },
     /// A connection closed; drop whatever waits on it.
     Closed { conn: ConnId },
     /// The sequencer holds a record at `revision` that is not a commit this

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error_code;
+pub(crate) mod group;
 pub mod io;
 pub mod log;
 pub mod object;

@@ -156,6 +156,26 @@ pub struct ServeArgs {
     /// answered before exiting anyway.
     #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
+
+    /// Any other Kafka broker config, as NAME=VALUE (repeatable; the
+    /// environment variable takes a comma-separated list), e.g.
+    /// `--config group.initial.rebalance.delay.ms=0`. DescribeConfigs reports
+    /// these as STATIC_BROKER_CONFIG.
+    #[arg(long = "config", env = "STRATA_CONFIG", value_name = "NAME=VALUE", value_delimiter = ',')]
+    pub configs: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The `--config` pairs by name; an entry without `=` is an error naming it.
+    pub fn static_props(&self) -> Result<std::collections::BTreeMap<String, String>, String> {
+        self.configs
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+                None => Err(kv.clone()),
+            })
+            .collect()
+    }
 }
 
 impl ServeArgs {
@@ -187,5 +207,10 @@ mod tests {
         let Command::Serve(a) = cli.command else { panic!("parsed `serve`") };
         assert!(!a.auto_create_topics);
         assert_eq!(a.flush_ms, 9);
+        let cli = Cli::parse_from(["strata", "serve", "--config", "group.max.size=5", "--config", "offsets.retention.minutes=1"]);
+        let Command::Serve(a) = cli.command else { panic!("parsed `serve`") };
+        let props = a.static_props().unwrap();
+        assert_eq!(props["group.max.size"], "5");
+        assert_eq!(props["offsets.retention.minutes"], "1");
     }
 }

@@ -14,6 +14,15 @@ pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {
         ApiKey::Fetch,
         ApiKey::ListOffsets,
         ApiKey::Metadata,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+        ApiKey::FindCoordinator,
+        ApiKey::JoinGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::SyncGroup,
+        ApiKey::DescribeGroups,
+        ApiKey::ListGroups,
         ApiKey::OffsetForLeaderEpoch,
         ApiKey::ApiVersions,
         ApiKey::CreateTopics,
@@ -24,17 +33,28 @@ pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {
         ApiKey::AlterConfigs,
         ApiKey::DescribeLogDirs,
         ApiKey::CreatePartitions,
+        ApiKey::DeleteGroups,
         ApiKey::IncrementalAlterConfigs,
+        ApiKey::OffsetDelete,
         ApiKey::DescribeCluster,
         ApiKey::DescribeProducers,
         ApiKey::DescribeTopicPartitions,
     ]
     .into_iter()
-        .map(|k| {
-            let (lo, hi) = k.versions();
-            (k, lo, hi)
-        })
-        .collect()
+    .map(|k| {
+        let (lo, hi) = k.versions();
+        (k, lo, hi.min(newest_stable(k)))
+    })
+    .collect()
+}
+
+/// The newest version Kafka itself serves by default: OffsetCommit and
+/// OffsetFetch v10 (topic ids) are still unstable in Kafka's definitions.
+fn newest_stable(k: ApiKey) -> i16 {
+    match k {
+        ApiKey::OffsetCommit | ApiKey::OffsetFetch => 9,
+        _ => i16::MAX,
+    }
 }
 
 fn api_list() -> Vec<ApiVersion> {

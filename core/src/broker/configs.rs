@@ -102,6 +102,10 @@ impl Broker {
                 let _ = s.set(name, &value);
             }
         }
+        for (name, value) in &self.cfg.static_props {
+            // Checked at startup (the runtime refuses unknown names and bad values).
+            let _ = s.set(name, value);
+        }
         s
     }
 

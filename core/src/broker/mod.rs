@@ -67,6 +67,13 @@ pub struct BrokerConfig {
     pub recent_object_bytes: usize,
     /// The log directory DescribeLogDirs reports (the data directory).
     pub log_dir: String,
+    /// The cluster's other brokers, as clients reach them (until brokers
+    /// register with the sequencer, a static list): group coordinators are
+    /// spread over this broker and these.
+    pub peers: Vec<Peer>,
+    /// Other static broker configs by Kafka name (`strata serve --config
+    /// name=value`), e.g. `group.initial.rebalance.delay.ms`.
+    pub static_props: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -89,8 +96,21 @@ impl BrokerConfig {
             incarnation: 7,
             recent_object_bytes: 64 << 20,
             log_dir: "/tmp/strata-test".into(),
+            static_props: BTreeMap::new(),
+            peers: Vec::new(),
         }
     }
+}
+
+/// Another broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its node id.
+    pub node_id: i32,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
 }
 
 /// Identifies a request: its connection and number on that connection.
@@ -101,7 +121,7 @@ pub(crate) struct ReqKey {
 }
 
 /// A request being answered later, with what the response needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ReqInfo {
     pub key: ReqKey,
     pub correlation_id: i32,
@@ -127,6 +147,8 @@ pub(crate) enum Proposal {
     AlterConfigs(configs::PendingAlter),
     /// A DeleteRecords request.
     DeleteRecords(delete_records::PendingDeleteRecords),
+    /// Consumer-group operations.
+    Group(crate::group::GroupProposal),
 }
 
 /// A broker's core state machine.
@@ -147,6 +169,10 @@ pub struct Broker {
     pub(crate) flush: flush::Flusher,
     pub(crate) fetch: fetch::FetchWaits,
     pub(crate) offsets: offsets::OffsetLookups,
+    /// The groups this broker coordinates.
+    pub(crate) groups: crate::group::Coordinator,
+    /// Open connections' client addresses (DescribeGroups shows members' hosts).
+    pub(crate) peers: BTreeMap<ConnId, String>,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -169,6 +195,8 @@ impl Broker {
             flush: flush::Flusher::default(),
             fetch: fetch::FetchWaits::default(),
             offsets: offsets::OffsetLookups::default(),
+            groups: crate::group::Coordinator::default(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -218,7 +246,11 @@ impl Broker {
                 }
             }
             Input::Timer { timer } => self.on_timer(timer, out),
+            Input::Opened { conn, peer } => {
+                self.peers.insert(conn, peer);
+            }
             Input::Closed { conn } => {
+                self.peers.remove(&conn);
                 self.fetch.drop_conn(conn);
                 self.drop_offset_lookups(conn);
             }
@@ -254,6 +286,17 @@ impl Broker {
             RequestBody::DescribeProducers(r) => self.on_describe_producers(req, r, out),
             RequestBody::DescribeTopicPartitions(r) => self.on_describe_topic_partitions(req, r, out),
             RequestBody::OffsetForLeaderEpoch(r) => self.on_offset_for_leader_epoch(req, r, out),
+            body @ (RequestBody::FindCoordinator(_)
+            | RequestBody::JoinGroup(_)
+            | RequestBody::SyncGroup(_)
+            | RequestBody::Heartbeat(_)
+            | RequestBody::LeaveGroup(_)
+            | RequestBody::OffsetCommit(_)
+            | RequestBody::OffsetFetch(_)
+            | RequestBody::DescribeGroups(_)
+            | RequestBody::ListGroups(_)
+            | RequestBody::DeleteGroups(_)
+            | RequestBody::OffsetDelete(_)) => self.on_group_request(req, header.client_id.unwrap_or_default(), body, out),
             other => {
                 // Not advertised by ApiVersions: a well-behaved client never sends
                 // it. Kafka closes the connection on requests it cannot handle.
@@ -274,6 +317,9 @@ impl Broker {
             }
         }
         self.fail_unmatched_appends(out);
+        if let CommitBody::Groups(list) = &commit.body {
+            self.on_group_commits_applied(list, out);
+        }
         if !touched.is_empty() {
             self.wake_fetches(&touched, out);
         }
@@ -304,6 +350,7 @@ impl Broker {
             (Proposal::CreatePartitions(p), Applied::CreatePartitions(v)) => self.on_create_partitions_applied(p, v, out),
             (Proposal::AlterConfigs(p), Applied::SetConfigs(v)) => self.on_alter_configs_applied(p, v, out),
             (Proposal::DeleteRecords(p), Applied::DeleteRecords(v)) => self.on_delete_records_applied(p, v, out),
+            (Proposal::Group(p), Applied::Groups(v)) => self.on_group_commit_applied(p, v, out),
             (purpose, applied) => {
                 debug_assert!(false, "commit applied with an unexpected outcome: {purpose:?} {applied:?}");
             }
@@ -344,6 +391,7 @@ impl Broker {
             Proposal::CreatePartitions(p) => admin_topics::fail_partitions(p, error, out),
             Proposal::AlterConfigs(p) => configs::fail_alter(p, error, out),
             Proposal::DeleteRecords(p) => delete_records::fail_delete_records(p, error, out),
+            Proposal::Group(p) => self.on_group_commit_failed(p, error, out),
         }
     }
 
@@ -354,7 +402,7 @@ impl Broker {
             if let Some(purpose) = self.proposals.remove(&seq) {
                 self.fail_proposal(purpose, crate::error_code::REQUEST_TIMED_OUT, out);
             }
-        } else {
+        } else if !self.on_group_timer(timer, out) {
             self.on_fetch_timer(timer, out);
         }
     }

@@ -154,6 +154,10 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "This broker's id."),
     broker!("num.partitions", Int, Some("1"), Validator::AtLeast(1), STATIC,
         "Partitions of auto-created topics and of CreateTopics with -1."),
+    broker!("offset.metadata.max.bytes", Int, Some("4096"), Validator::None, STATIC,
+        "Longest metadata string an offset commit may carry."),
+    broker!("offsets.retention.check.interval.ms", Long, Some("600000"), Validator::AtLeast(1), STATIC,
+        "How often the group coordinator looks for expired offsets."),
     broker!("offsets.retention.minutes", Int, Some("10080"), Validator::AtLeast(1), STATIC,
         "How long committed offsets of an empty group are kept."),
     broker!("socket.request.max.bytes", Int, Some("104857600"), Validator::AtLeast(1), STATIC,
@@ -391,6 +395,16 @@ impl<'a> BrokerConfigView<'a> {
     /// `offsets.retention.minutes` in milliseconds.
     pub fn offsets_retention_ms(&self) -> i64 {
         i64::from(self.offsets_retention_minutes()) * 60_000
+    }
+
+    /// `offset.metadata.max.bytes`.
+    pub fn offset_metadata_max_bytes(&self) -> i32 {
+        self.int("offset.metadata.max.bytes", 4_096)
+    }
+
+    /// `offsets.retention.check.interval.ms`.
+    pub fn offsets_retention_check_interval_ms(&self) -> i64 {
+        self.long("offsets.retention.check.interval.ms", 600_000)
     }
 
     /// `group.initial.rebalance.delay.ms`.

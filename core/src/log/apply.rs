@@ -8,6 +8,7 @@ use std::sync::Arc;
 use strata_proto::Uuid;
 
 use super::commit::{BatchEntry, Commit, CommitBody};
+use super::group;
 use super::state::{topic_id_for, BatchRef, Extent, LogState, Partition, ProducerPartition, RecentBatch, Topic, PRODUCER_WINDOW};
 use crate::error_code as ec;
 
@@ -39,6 +40,8 @@ pub enum Applied {
     ProducerId(i64),
     /// Per partition: the new log start offset, or an error code.
     DeleteRecords(Vec<Result<i64, i16>>),
+    /// Per group operation: ok, or NOT_COORDINATOR when its epoch is stale.
+    Groups(Vec<Result<(), i16>>),
 }
 
 /// True when `next` follows `last` in Kafka's wrapping sequence space.
@@ -114,6 +117,7 @@ pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<App
                 .map(|id| match state.topic_names.remove(id) {
                     Some(name) => {
                         state.topics.remove(&name);
+                        group::forget_topic(&mut state.groups, &name);
                         Ok(())
                     }
                     None => Err(ec::UNKNOWN_TOPIC_ID),
@@ -181,6 +185,7 @@ pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<App
                 })
                 .collect(),
         ),
+        CommitBody::Groups(list) => Applied::Groups(group::apply_groups(&mut state.groups, &commit.origin, list)),
     })
 }
 

@@ -10,6 +10,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use strata_proto::codec::wire;
 use strata_proto::{DecodeError, Uuid};
 
+use super::group::{self, GroupCommit};
+
 /// Who proposed a commit: lets the proposing broker recognise its own commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Origin {
@@ -107,6 +109,8 @@ pub enum CommitBody {
     AllocateProducerId,
     /// Move partitions' log start offsets forward (DeleteRecords).
     DeleteRecords(Vec<(Uuid, i32, i64)>),
+    /// Consumer-group operations, each fenced by its group's coordinator epoch.
+    Groups(Vec<GroupCommit>),
 }
 
 /// A commit: who proposed it and what it does.
@@ -120,12 +124,12 @@ pub struct Commit {
 
 const FORMAT: u8 = 1;
 
-fn put_str(w: &mut BytesMut, s: &str) {
+pub(super) fn put_str(w: &mut BytesMut, s: &str) {
     wire::put_uvarint(w, s.len() as u32);
     w.put_slice(s.as_bytes());
 }
 
-fn get_str(r: &mut Bytes) -> Result<String, DecodeError> {
+pub(super) fn get_str(r: &mut Bytes) -> Result<String, DecodeError> {
     let n = wire::uvarint(r)?;
     let b = wire::take(r, u64::from(n))?;
     String::from_utf8(b.to_vec()).map_err(|_| strata_proto::DecodeErrorKind::InvalidUtf8.into())
@@ -139,7 +143,7 @@ fn put_map(w: &mut BytesMut, m: &BTreeMap<String, String>) {
     }
 }
 
-fn get_count(r: &mut Bytes, min_item: usize) -> Result<usize, DecodeError> {
+pub(super) fn get_count(r: &mut Bytes, min_item: usize) -> Result<usize, DecodeError> {
     let n = wire::uvarint(r)? as usize;
     if n.saturating_mul(min_item) > r.len() {
         return Err(strata_proto::DecodeErrorKind::CountTooLarge { count: n as u64, remaining: r.len() }.into());
@@ -237,6 +241,10 @@ impl Commit {
                     w.put_i64(*o);
                 }
             }
+            CommitBody::Groups(list) => {
+                w.put_u8(10);
+                group::encode(&mut w, list);
+            }
         }
         w.freeze()
     }
@@ -315,6 +323,7 @@ impl Commit {
                 }
                 CommitBody::DeleteRecords(list)
             }
+            10 => CommitBody::Groups(group::decode(r)?),
             other => {
                 return Err(strata_proto::DecodeErrorKind::UnsupportedVersion { api_key: -2, version: other as i16 }.into())
             }
@@ -363,6 +372,10 @@ mod tests {
             Commit { origin, body: CommitBody::SetBrokerConfigs(configs) },
             Commit { origin, body: CommitBody::AllocateProducerId },
             Commit { origin, body: CommitBody::DeleteRecords(vec![(id, 1, 50)]) },
+            Commit {
+                origin,
+                body: CommitBody::Groups(vec![group::GroupCommit { group: "g".into(), epoch: 3, op: group::GroupOp::Delete }]),
+            },
         ]
     }
 

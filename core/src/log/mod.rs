@@ -2,4 +2,5 @@
 
 pub mod apply;
 pub mod commit;
+pub mod group;
 pub mod state;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use strata_proto::Uuid;
 
+use super::group::GroupLog;
+
 /// How many recent batches per producer and partition are remembered for
 /// duplicate detection (Kafka keeps five, matching max.in.flight = 5).
 pub const PRODUCER_WINDOW: usize = 5;
@@ -170,6 +172,8 @@ pub struct LogState {
     pub broker_configs: BTreeMap<String, String>,
     /// Per-broker dynamic config overrides (broker resource "<node id>").
     pub node_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Consumer groups: coordinator epochs, generations, committed offsets.
+    pub groups: BTreeMap<String, GroupLog>,
 }
 
 impl LogState {
@@ -274,6 +278,47 @@ impl LogState {
                 }
             }
         }
+        h.u64(self.groups.len() as u64);
+        for (name, g) in &self.groups {
+            h.str(name);
+            h.u64(u64::from(g.epoch));
+            let (b, i) = g.owner.unwrap_or((-1, 0));
+            h.u64(b as u64);
+            h.u64(i);
+            match &g.generation {
+                Some(gen) => {
+                    h.u64(gen.generation as u64);
+                    h.opt_str(gen.protocol_type.as_deref());
+                    h.opt_str(gen.protocol.as_deref());
+                    h.opt_str(gen.leader.as_deref());
+                    h.u64(gen.timestamp_ms as u64);
+                    h.u64(gen.members.len() as u64);
+                    for m in &gen.members {
+                        h.str(&m.member_id);
+                        h.opt_str(m.instance_id.as_deref());
+                        h.str(&m.client_id);
+                        h.str(&m.client_host);
+                        h.u64(m.session_timeout_ms as u64);
+                        h.u64(m.rebalance_timeout_ms as u64);
+                        h.u64(m.subscription.len() as u64);
+                        h.bytes(&m.subscription);
+                        h.u64(m.assignment.len() as u64);
+                        h.bytes(&m.assignment);
+                    }
+                }
+                None => h.u64(u64::MAX),
+            }
+            h.u64(g.offsets.len() as u64);
+            for o in g.offsets.values() {
+                h.str(&o.topic);
+                h.u64(o.partition as u64);
+                h.u64(o.offset as u64);
+                h.u64(o.leader_epoch as u64);
+                h.opt_str(o.metadata.as_deref());
+                h.u64(o.commit_timestamp as u64);
+                h.u64(o.expire_timestamp as u64);
+            }
+        }
         h.finish()
     }
 }
@@ -297,6 +342,15 @@ impl Fnv {
     fn str(&mut self, s: &str) {
         self.u64(s.len() as u64);
         self.bytes(s.as_bytes());
+    }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.u64(1);
+                self.str(s);
+            }
+            None => self.u64(0),
+        }
     }
     fn map(&mut self, m: &BTreeMap<String, String>) {
         self.u64(m.len() as u64);

@@ -117,11 +117,33 @@ impl Harness {
     }
 
     pub fn send(&mut self, version: i16, body: RequestBody) -> u64 {
+        self.send_on(1, version, body)
+    }
+
+    /// Sends on connection `conn` (request numbers stay unique across connections).
+    pub fn send_on(&mut self, conn: u64, version: i16, body: RequestBody) -> u64 {
         let request = self.next_request;
         self.next_request += 1;
-        let header = RequestHeader { api_key: body.api_key() as i16, api_version: version, correlation_id: request as i32, client_id: None };
-        self.feed(Input::Request { conn: 1, request, header, body, size: 0 });
+        let header = RequestHeader {
+            api_key: body.api_key() as i16,
+            api_version: version,
+            correlation_id: request as i32,
+            client_id: Some(format!("client-{conn}")),
+        };
+        self.feed(Input::Request { conn, request, header, body, size: 0 });
         request
+    }
+
+    /// The broker restarted: a new incarnation replays the whole log.
+    pub fn restart(&mut self, incarnation: u64) {
+        let cfg = BrokerConfig { incarnation, ..self.broker.config().clone() };
+        self.broker = Broker::new(cfg);
+        self.timers.clear();
+        self.responses.clear();
+        for (i, bytes) in self.log.clone().into_iter().enumerate() {
+            let commit = Commit::decode(bytes).unwrap();
+            self.feed(Input::Applied { revision: i as u64 + 1, commit });
+        }
     }
 
     pub fn take(&mut self, request: u64) -> Option<ResponseBody> {

@@ -93,7 +93,7 @@ pub async fn run_connection(
     stop: watch::Receiver<bool>,
 ) {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    if cfg.driver.send(DriverMsg::Open { conn, events: events_tx.clone() }).await.is_err() {
+    if cfg.driver.send(DriverMsg::Open { conn, peer, events: events_tx.clone() }).await.is_err() {
         return;
     }
     tracing::debug!(conn, %peer, "connection opened");

@@ -36,7 +36,7 @@ pub enum DriverMsg {
     Input(Input),
     /// A new connection and where its responses go. Sent by the connection
     /// itself before its first request.
-    Open { conn: ConnId, events: mpsc::UnboundedSender<ConnEvent> },
+    Open { conn: ConnId, peer: std::net::SocketAddr, events: mpsc::UnboundedSender<ConnEvent> },
     /// The sequencer holds a record at `revision` that is not a commit this
     /// build can decode; it was skipped (the applied watermark moves past it).
     Skipped { revision: u64 },
@@ -183,8 +183,9 @@ impl Driver {
                 }
                 self.feed(input);
             }
-            DriverMsg::Open { conn, events } => {
+            DriverMsg::Open { conn, peer, events } => {
                 self.conns.insert(conn, events);
+                self.feed(Input::Opened { conn, peer: peer.ip().to_string() });
             }
             DriverMsg::Skipped { revision } => {
                 self.feed(Input::Skipped { revision });

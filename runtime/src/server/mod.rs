@@ -78,6 +78,10 @@ impl ServerConfig {
             incarnation,
             recent_object_bytes: args.recent_object_bytes,
             log_dir: std::path::absolute(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone()).display().to_string(),
+            // Checked by `Server::open` before anything starts.
+            static_props: args.static_props().unwrap_or_default(),
+            // One broker per embedded sequencer; peers come with the distributed mode.
+            peers: Vec::new(),
         };
         ServerConfig {
             listen: args.listen.clone(),
@@ -94,8 +98,22 @@ impl ServerConfig {
 }
 
 /// Why the server could not start, in words that say what to do.
+/// Refuses `--config` entries that are not NAME=VALUE, name no Kafka broker
+/// config Strata knows, or hold a value that config does not take.
+fn check_static_configs(args: &ServeArgs) -> Result<(), ServeError> {
+    let props = args.static_props().map_err(|entry| ServeError::Config {
+        detail: format!("`{entry}` is not NAME=VALUE"),
+    })?;
+    strata_core::config::BrokerSettings::from_props(args.node_id, &props)
+        .map(|_| ())
+        .map_err(|e| ServeError::Config { detail: e.to_string() })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// A `--config` entry is unusable.
+    #[error("bad --config: {detail}; pass NAME=VALUE with a Kafka broker config name (strata serve --help)")]
+    Config { detail: String },
     /// The port is taken.
     #[error("another process listens on {addr}; stop it or pass --listen with another address")]
     AddressInUse { addr: String },
@@ -235,6 +253,7 @@ impl Server {
     /// first, so a busy port fails before anything is created on disk.
     pub async fn open(args: &ServeArgs) -> Result<Server, ServeError> {
         let cfg = ServerConfig::from_args(args, draw_incarnation());
+        check_static_configs(args)?;
         let listener = bind(&cfg).await?;
         std::fs::create_dir_all(&args.data_dir)
             .map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
