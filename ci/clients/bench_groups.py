@@ -6,8 +6,8 @@ run by ci/groups-bench (not part of the tests; pytest does not collect it):
    cgrp debug log "Joining group", falling back to the subscribe() call) to
    the moment all three are assigned two partitions each (the group Stable).
    Median and spread over RUNS runs, each with a new group; once on a broker
-   with Kafka's default group.initial.rebalance.delay.ms (3000) and, if the
-   binary has a flag for it, once with the delay at 0.
+   with Kafka's default group.initial.rebalance.delay.ms (3000), once with
+   `--config group.initial.rebalance.delay.ms=0`.
 2. offset commits: synchronous commits per second from one member (one
    partition per commit, the next commit after the answer), with latency
    percentiles; then asynchronous commits from several member processes, each
@@ -24,7 +24,6 @@ import multiprocessing as mp
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -241,14 +240,10 @@ def async_commits(bootstrap, topic) -> str:
 
 
 def main() -> int:
-    help_text = subprocess.run([strata_bin(), "serve", "--help"], capture_output=True, text=True).stdout
-    m = re.search(r"(--[a-z-]*initial-rebalance-delay[a-z-]*)", help_text)
-    delay_flag = m.group(1) if m else None
     figures = []
     with tempfile.TemporaryDirectory(prefix="strata-groups-bench.") as tmp:
-        setups = [("broker defaults (group.initial.rebalance.delay.ms 3000)", [])]
-        if delay_flag:
-            setups.append((f"{delay_flag} 0", [delay_flag, "0"]))
+        setups = [("broker defaults (group.initial.rebalance.delay.ms 3000)", []),
+                  ("group.initial.rebalance.delay.ms=0", ["--config", "group.initial.rebalance.delay.ms=0"])]
         for label, args in setups:
             b = Broker(Path(tmp) / f"data-{len(figures)}", args=["--default-partitions", str(PARTITIONS), *args],
                        name="bench").start()

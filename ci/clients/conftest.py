@@ -6,8 +6,8 @@
 - `new_broker`: a factory for tests that need a broker of their own (the crash
   and bad-input tests); each one started is stopped at the end of its test;
 - `group_broker`: the broker of the consumer-group tests (one for the session,
-  GROUP_PARTITIONS partitions for auto-created topics, the group flags of
-  group_broker_args());
+  GROUP_PARTITIONS partitions for auto-created topics, group.initial.rebalance.delay.ms
+  lowered by group_broker_args());
 - `members`: consumer-group member processes (lib/groups.py), killed at the
   end of the test.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -85,16 +84,8 @@ GROUP_INITIAL_REBALANCE_DELAY_MS = int(os.environ.get("CLIENTS_GROUP_REBALANCE_D
 
 def group_broker_args() -> list[str]:
     """Serve flags of the group tests' brokers: the initial rebalance delay
-    lowered, if this binary has a flag for it."""
-    args = []
-    try:
-        help_text = subprocess.run([strata_bin(), "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
-    except OSError:
-        help_text = ""
-    m = re.search(r"(--[a-z-]*initial-rebalance-delay[a-z-]*)", help_text)
-    if m:
-        args += [m.group(1), str(GROUP_INITIAL_REBALANCE_DELAY_MS)]
-    return args
+    lowered (`strata serve --config NAME=VALUE` takes any Kafka broker config)."""
+    return ["--config", f"group.initial.rebalance.delay.ms={GROUP_INITIAL_REBALANCE_DELAY_MS}"]
 
 
 @pytest.fixture(scope="session")
