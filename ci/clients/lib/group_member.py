@@ -11,8 +11,8 @@ gave up in a rebalance was committed before it rejoined. Everything it does is
 appended to the events file as JSON lines, flushed before the next step (a
 kill -9 loses nothing written before it):
 
-    {"e": "start", "pid": ..., "protocol": null}
-    {"e": "assign" | "revoke" | "lost", "parts": [[topic, p], ...], "owned": [[topic, p], ...], "protocol": "EAGER"|"COOPERATIVE"}
+    {"e": "start", "pid": ...}
+    {"e": "assign" | "revoke" | "lost", "parts": [[topic, p], ...], "owned": [[topic, p], ...]}
     {"e": "m", "t": topic, "p": p, "o": offset, "v": value}      one per message, before its commit
     {"e": "commit", "offsets": [[topic, p, next_offset], ...]}    after the commit succeeded
     {"e": "commit_error", "error": "...", "offsets": [...]}
@@ -72,20 +72,17 @@ def main() -> int:
 
     def on_assign(consumer, ps):
         owned.update((tp.topic, tp.partition) for tp in ps)
-        emit({"e": "assign", "parts": parts(ps), "owned": sorted(list(x) for x in owned),
-              "protocol": consumer.rebalance_protocol()})
+        emit({"e": "assign", "parts": parts(ps), "owned": sorted(list(x) for x in owned)})
         flush()
 
     def on_revoke(consumer, ps):
         owned.difference_update((tp.topic, tp.partition) for tp in ps)
-        emit({"e": "revoke", "parts": parts(ps), "owned": sorted(list(x) for x in owned),
-              "protocol": consumer.rebalance_protocol()})
+        emit({"e": "revoke", "parts": parts(ps), "owned": sorted(list(x) for x in owned)})
         flush()
 
     def on_lost(consumer, ps):
         owned.difference_update((tp.topic, tp.partition) for tp in ps)
-        emit({"e": "lost", "parts": parts(ps), "owned": sorted(list(x) for x in owned),
-              "protocol": consumer.rebalance_protocol()})
+        emit({"e": "lost", "parts": parts(ps), "owned": sorted(list(x) for x in owned)})
         flush()
 
     emit({"e": "start", "pid": os.getpid()})

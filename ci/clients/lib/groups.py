@@ -25,15 +25,24 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_MS = 1000
 
 
+# member processes started and neither killed nor stopped by the test: a wait
+# fails at once when one of them has died
+RUNNING: list = []
+
+
 def wait_until(cond, timeout: float, what, interval: float = 0.1):
     """Polls cond() until it returns something truthy (which is returned).
     On timeout fails with `what` (a string, or a callable giving one: the
-    state to show)."""
+    state to show); fails at once if a member process died on its own."""
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
         if v:
             return v
+        dead = [m for m in RUNNING if not m.alive()]
+        if dead:
+            desc = what() if callable(what) else what
+            raise AssertionError(f"member process died while waiting for: {desc}\n died:" + describe_members(dead))
         if time.monotonic() >= deadline:
             desc = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for: {desc}")
@@ -42,8 +51,15 @@ def wait_until(cond, timeout: float, what, interval: float = 0.1):
 
 # ---- admin ------------------------------------------------------------------
 
+_ADMINS: dict[str, AdminClient] = {}
+
+
 def admin(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap})
+    """One AdminClient per broker, kept for the session: a client that is
+    garbage-collected while a request is in flight never resolves its future."""
+    if bootstrap not in _ADMINS:
+        _ADMINS[bootstrap] = AdminClient({"bootstrap.servers": bootstrap})
+    return _ADMINS[bootstrap]
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30) -> None:
@@ -142,6 +158,7 @@ class Member:
         self.proc = subprocess.Popen([sys.executable, str(MEMBER_SCRIPT), json.dumps(self.cfg)],
                                      stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
         err.close()
+        RUNNING.append(self)
         d = os.environ.get("STRATA_CI_PIDS")
         if d:  # run.sh's trap stops whatever is left
             (Path(d) / str(self.proc.pid)).write_text(f"group member {self.name}\n")
@@ -151,6 +168,8 @@ class Member:
         return self.proc is not None and self.proc.poll() is None
 
     def _forget_pid(self):
+        if self in RUNNING:
+            RUNNING.remove(self)
         d = os.environ.get("STRATA_CI_PIDS")
         if d and self.proc is not None:
             try:
