@@ -88,6 +88,7 @@ def test_three_members_exactly_once_then_kill9_one(group_broker, members, group,
     # 3. kill -9: after the session timeout the survivors take over
     victim.kill9()
     killed_at = time.monotonic()
+    killed_wall = time.time()
     produce_numbered(b, topic, PARTITIONS, 100, "c", produced)
     final_ends = ends_of(b, topic)
 
@@ -100,6 +101,16 @@ def test_three_members_exactly_once_then_kill9_one(group_broker, members, group,
                        f"(killed {time.monotonic() - killed_at:.1f}s ago):" + describe_members(ms))
     for m, before in zip(survivors, survivor_rebalances):
         assert m.rebalances() > before, f"{m.name} took part in no rebalance after the kill"
+    # The dead member's last heartbeat was at most one interval before the
+    # kill: the coordinator may not expire it before session timeout minus that.
+    first_rebalance = min(e["ts"] for m in survivors for e in m.events()[:]
+                          if e["e"] in ("assign", "revoke", "lost") and e["ts"] > killed_wall)
+    earliest = (SESSION_TIMEOUT_MS - HEARTBEAT_MS) / 1000 - 0.25
+    assert first_rebalance - killed_wall >= earliest, (
+        f"the survivors rebalanced {first_rebalance - killed_wall:.2f}s after the kill: the coordinator expired the "
+        f"dead member before its session timeout ({SESSION_TIMEOUT_MS} ms)")
+    print(f"takeover: first survivor rebalance {first_rebalance - killed_wall:.2f}s after the kill; "
+          f"uncommitted tail {len(tail)} records")
 
     seen = consumption(ms)
     lost = sorted(set(produced) - set(seen))
