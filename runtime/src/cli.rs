@@ -159,6 +159,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The object-store settings these flags give.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions { page_cache_bytes: self.page_cache_bytes }
+    }
+
     /// The flags' defaults (as if `strata serve` were run with none), for tests.
     pub fn defaults() -> Self {
         let cli = Cli::parse_from(["strata", "serve"]);
