@@ -11,7 +11,10 @@
 
 mod cache;
 mod local;
+#[cfg(not(madsim))]
+mod s3;
 
+use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,17 +61,76 @@ pub enum StoreError {
     Other(String),
 }
 
+/// A secret flag value (an S3 secret key): shown as `***` by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Settings of an `s3://` object store. Those left unset come from the
+/// standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, ...), else AWS's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Endpoint URL of an S3-compatible store (MinIO, R2, moto); unset: AWS S3.
+    pub endpoint: Option<String>,
+    /// The bucket's region.
+    pub region: Option<String>,
+    /// Allow a plain-HTTP endpoint (local test stores).
+    pub allow_http: bool,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<Secret>,
+}
+
+impl S3Options {
+    /// The `strata serve` flag of the first setting given, if any.
+    fn first_flag_set(&self) -> Option<&'static str> {
+        [
+            (self.endpoint.is_some(), "--s3-endpoint (STRATA_S3_ENDPOINT)"),
+            (self.region.is_some(), "--s3-region (STRATA_S3_REGION)"),
+            (self.allow_http, "--s3-allow-http (STRATA_S3_ALLOW_HTTP)"),
+            (self.access_key_id.is_some(), "--s3-access-key-id (STRATA_S3_ACCESS_KEY_ID)"),
+            (self.secret_access_key.is_some(), "--s3-secret-access-key (STRATA_S3_SECRET_ACCESS_KEY)"),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
+    }
+}
+
 /// How to open the object store, beyond its URL (the `strata serve` flags).
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// A local directory leaves the last this many bytes of objects it wrote
     /// in the OS page cache (see [`LocalDirStore`]).
     pub page_cache_bytes: u64,
+    /// Settings of an `s3://` store.
+    pub s3: S3Options,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { page_cache_bytes: DEFAULT_PAGE_CACHE_BYTES }
+        StoreOptions { page_cache_bytes: DEFAULT_PAGE_CACHE_BYTES, s3: S3Options::default() }
     }
 }
 
@@ -78,11 +140,35 @@ pub enum OpenStoreError {
     /// The scheme is not one this build serves.
     #[error(
         "objects URL {url:?} has a scheme this build does not support; use file:///some/dir \
-         (a local directory) or memory:// (lost at exit, for tests)"
+         (a local directory), {s3}or memory:// (lost at exit, for tests)",
+        s3 = if cfg!(madsim) { "" } else { "s3://BUCKET/PREFIX (S3 or an S3-compatible store), " }
     )]
     UnsupportedScheme {
         /// The URL given.
         url: String,
+    },
+    /// An S3 setting was given for a store that is not S3.
+    #[error(
+        "{flag} only applies to an S3 object store, but the objects URL is {url}; \
+         pass --objects s3://BUCKET/PREFIX, or drop {flag}"
+    )]
+    S3SettingWithoutS3 {
+        /// The flag given.
+        flag: &'static str,
+        /// The objects URL.
+        url: String,
+    },
+    /// The S3 settings do not make a usable store.
+    #[error("{0}")]
+    S3Config(String),
+    /// The S3 store answered the start-up check with an error.
+    #[error("{what}\n  (the store said: {source})")]
+    S3Check {
+        /// What is wrong and what to do.
+        what: String,
+        /// The store's answer.
+        #[source]
+        source: object_store::Error,
     },
     /// The local directory could not be created or opened.
     #[error("cannot use {dir} for objects: {source}. Check that the directory can be created and written, or pass --objects")]
@@ -127,10 +213,23 @@ impl ObjectStoreBackend {
     /// Opens the store named by `url`: `file:///abs/dir`, `file://rel/dir` or
     /// a plain path (a local directory, created if missing, written with
     /// fsync so that an object is durable before the commit naming it),
-    /// or `memory://`.
+    /// `s3://bucket[/prefix]` (checked with one read before it is used), or
+    /// `memory://`.
     pub async fn open_with(url: &str, opts: &StoreOptions) -> Result<Self, OpenStoreError> {
+        let is_s3 = url.starts_with("s3://");
+        if !is_s3 {
+            if let Some(flag) = opts.s3.first_flag_set() {
+                return Err(OpenStoreError::S3SettingWithoutS3 { flag, url: url.into() });
+            }
+        }
         if url == "memory://" || url == "memory:" || url == "memory:///" {
             return Ok(Self::memory());
+        }
+        if is_s3 {
+            #[cfg(not(madsim))]
+            return s3::open(url, &opts.s3).await;
+            #[cfg(madsim)]
+            return Err(OpenStoreError::UnsupportedScheme { url: url.into() });
         }
         let dir = if let Some(rest) = url.strip_prefix("file://") {
             PathBuf::from(rest)
@@ -247,5 +346,16 @@ mod tests {
         }
         let err = ObjectStoreBackend::open("ftp://x").await.unwrap_err();
         assert!(err.to_string().contains("file://"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn s3_settings_without_an_s3_url_are_refused_in_plain_words() {
+        let opts = StoreOptions {
+            s3: S3Options { endpoint: Some("http://127.0.0.1:9000".into()), ..S3Options::default() },
+            ..StoreOptions::default()
+        };
+        let err = ObjectStoreBackend::open_with("memory://", &opts).await.unwrap_err().to_string();
+        assert!(err.contains("--s3-endpoint") && err.contains("s3://BUCKET/PREFIX"), "{err}");
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "***");
     }
 }
