@@ -14,7 +14,7 @@ use strata_core::log::apply::apply;
 use strata_core::log::commit::Commit;
 use strata_core::log::state::LogState;
 use strata_runtime::server::{Server, ServerConfig};
-use strata_runtime::store::ObjectStoreClient;
+use strata_runtime::store::ObjectStoreBackend;
 
 use crate::check::{check, BrokerRead, Violation};
 use crate::clients::{self, Conns, Ctx, TOPIC};
@@ -105,7 +105,7 @@ fn run_seed_here(opts: &Opts, seed: u64) -> Outcome {
 async fn broker_main(i: usize, seq_addr: SocketAddr, store_addr: SocketAddr, history: History, flush_ms: u64) {
     loop {
         let sequencer = Arc::new(SimSequencer::connect(seq_addr).await);
-        let store: Arc<dyn ObjectStoreClient> = Arc::new(SimStore::connect(store_addr).await);
+        let store = ObjectStoreBackend::new(Arc::new(SimStore::connect(store_addr).await), "sim://store");
         let incarnation = madsim::rand::random::<u64>();
         let broker = BrokerConfig {
             node_id: i as i32 + 1,
