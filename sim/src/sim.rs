@@ -18,6 +18,7 @@ use strata_runtime::store::ObjectStoreClient;
 
 use crate::check::{check, BrokerRead, Violation};
 use crate::clients::{self, Conns, Ctx, TOPIC};
+use crate::groups;
 use crate::history::History;
 use crate::seq::{self, SeqLog, SimSequencer, SEQ_PORT};
 use crate::store::{self, Objects, SimStore, STORE_PORT};
@@ -304,8 +305,9 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
                 .build(),
         );
     }
+    // Nodes 0 and 1 run producers and consumers; then one node per group member.
     let clients: Vec<NodeHandle> =
-        (0..2).map(|i| handle.create_node().name(format!("clients{i}")).ip(ip(10, 0, 2, i + 1)).build()).collect();
+        (0..2 + groups::MEMBERS as u8).map(|i| handle.create_node().name(format!("clients{i}")).ip(ip(10, 0, 2, i + 1)).build()).collect();
     let cluster = Arc::new(Cluster { seq, store, brokers, clients });
 
     // Set-up, without faults.
@@ -326,6 +328,9 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     work.push(cluster.clients[0].spawn(clients::plain_producer(ctx.clone(), "plain0".into(), until)));
     for i in 0..2 {
         work.push(cluster.clients[1].spawn(clients::consumer(ctx.clone(), format!("cons{i}"), until)));
+    }
+    for (i, node) in cluster.clients[2..].iter().enumerate() {
+        work.push(node.spawn(groups::member(ctx.clone(), format!("gm{i}"), until)));
     }
     let injector = tokio::spawn(inject(cluster.clone(), opts.profile, history.clone(), until));
     let _ = injector.await;
@@ -354,6 +359,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
             break;
         }
     }
+    cluster.clients[1].spawn(groups::read_final_offsets(ctx.clone())).await.expect("final offsets reader");
     // Final reads: wait until each broker has applied the whole log, then read everything.
     let expected = reference_ends(&seq_log, opts.partitions);
     history.log("checker", format!("the sequencer's log ({} records) gives log ends {expected:?}", seq_log.records().len()));
