@@ -6,6 +6,8 @@
 #   STRATA_BIN=/path/to/strata ci/clients/run.sh   # test that binary, no build
 #   ci/clients/run.sh -k kcat              # extra arguments go to pytest
 #   CLIENTS_NO_INSTALL=1 ci/clients/run.sh # trust what is installed
+#   CLIENTS_INSTALL_ONLY=1 ci/clients/run.sh  # install, print the moto_server
+#                                          # path (for ci/test's cargo test), exit
 #
 # Brokers listen on free loopback ports with data directories under a temp
 # directory; the test fixtures start and stop them, and the trap below stops
@@ -71,6 +73,7 @@ for line in open(sys.argv[1]):
     line = line.split("#")[0].strip()
     if line:
         name, want = line.split("==")
+        name = name.split("[")[0]  # moto[server]: the extra is not part of the name
         assert version(name) == want, line
 EOF
   then
@@ -109,6 +112,11 @@ build() {
 }
 
 START=$(date +%s)
+if [ "${CLIENTS_INSTALL_ONLY:-0}" = 1 ]; then
+  install_deps >&2
+  "$PY" -c 'import os, sysconfig; print(os.path.join(sysconfig.get_path("scripts"), "moto_server"))'
+  exit 0
+fi
 install_deps
 build
 log "kcat: $(kcat -V 2>&1 | head -1)"

@@ -19,15 +19,21 @@ pub enum Bug {
     FetchBeyondEnd = 4,
     /// A failed object write is treated as written: the object is lost, its requests are not failed.
     LoseFailedObject = 5,
+    /// The group coordinator takes an OffsetCommit without checking its member and generation.
+    CommitAnyGeneration = 6,
+    /// A claim of a group drops its committed offsets (a new coordinator starts without them).
+    ForgetOffsetsOnClaim = 7,
 }
 
 /// Every planted bug, by name.
-pub const ALL: [(&str, Bug); 5] = [
+pub const ALL: [(&str, Bug); 7] = [
     ("ack-before-apply", Bug::AckBeforeApply),
     ("skip-dedup", Bug::SkipDedup),
     ("double-apply", Bug::DoubleApply),
     ("fetch-beyond-end", Bug::FetchBeyondEnd),
     ("lose-failed-object", Bug::LoseFailedObject),
+    ("commit-any-generation", Bug::CommitAnyGeneration),
+    ("forget-offsets-on-claim", Bug::ForgetOffsetsOnClaim),
 ];
 
 static ACTIVE: AtomicU8 = AtomicU8::new(0);

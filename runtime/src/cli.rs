@@ -47,10 +47,37 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
 
     /// Where record data is kept, like a bucket: file:///some/dir (a local
-    /// directory, written with fsync; objects go under objects/ in it) or
-    /// memory:// (lost at exit; tests only). Default: file://<data-dir>.
+    /// directory, written with fsync; objects go under objects/ in it),
+    /// s3://BUCKET/PREFIX (AWS S3 or an S3-compatible store: see the --s3-*
+    /// flags) or memory:// (lost at exit; tests only). Default: file://<data-dir>.
     #[arg(long, env = "STRATA_OBJECTS")]
     pub objects: Option<String>,
+
+    /// With s3:// objects: the endpoint URL of an S3-compatible store (MinIO,
+    /// R2, ...), for example http://127.0.0.1:9000. Default: AWS_ENDPOINT_URL,
+    /// else AWS S3 itself.
+    #[arg(long, env = "STRATA_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// With s3:// objects: the bucket's region (R2: auto). Default: AWS_REGION
+    /// or AWS_DEFAULT_REGION, else us-east-1.
+    #[arg(long, env = "STRATA_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// With s3:// objects: allow a plain-HTTP --s3-endpoint (a local test
+    /// store; never across a network).
+    #[arg(long, env = "STRATA_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
+
+    /// With s3:// objects: the access key id. Default: AWS_ACCESS_KEY_ID (with
+    /// AWS_SESSION_TOKEN if set); without keys, on AWS, the instance or task role.
+    #[arg(long, env = "STRATA_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// With s3:// objects: the secret access key. Default: AWS_SECRET_ACCESS_KEY.
+    /// Prefer the environment variable: a flag shows in the process list.
+    #[arg(long, env = "STRATA_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<crate::store::Secret>,
 
     /// This broker's node id, as clients see it in Metadata.
     #[arg(long, env = "STRATA_NODE_ID", default_value_t = 1)]
@@ -179,6 +206,20 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// The object-store settings these flags give.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            page_cache_bytes: self.page_cache_bytes,
+            s3: crate::store::S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                allow_http: self.s3_allow_http,
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+            },
+        }
+    }
+
     /// The flags' defaults (as if `strata serve` were run with none), for tests.
     pub fn defaults() -> Self {
         let cli = Cli::parse_from(["strata", "serve"]);
@@ -212,5 +253,21 @@ mod tests {
         let props = a.static_props().unwrap();
         assert_eq!(props["group.max.size"], "5");
         assert_eq!(props["offsets.retention.minutes"], "1");
+    }
+
+    #[test]
+    fn s3_flags() {
+        let cli = Cli::parse_from([
+            "strata", "serve", "--objects", "s3://b/p", "--s3-endpoint", "http://127.0.0.1:9000", "--s3-region", "auto",
+            "--s3-allow-http", "--s3-access-key-id", "id", "--s3-secret-access-key", "hunter2",
+        ]);
+        let Command::Serve(a) = cli.command else { panic!("parsed `serve`") };
+        let o = a.store_options();
+        assert_eq!(o.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(o.s3.region.as_deref(), Some("auto"));
+        assert!(o.s3.allow_http);
+        assert_eq!(o.s3.secret_access_key.as_ref().map(|s| s.expose()), Some("hunter2"));
+        assert!(!format!("{a:?}").contains("hunter2"), "the secret stays out of Debug");
+        assert!(!ServeArgs::defaults().s3_allow_http);
     }
 }

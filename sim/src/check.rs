@@ -1,14 +1,18 @@
 //! The checkers: run on the history and the final state after each seed.
 //! Invariants of DESIGN.md: 1 (acknowledged records never lost), 2 (dense
 //! offsets, the same bytes from every broker), 3 (idempotent retries never
-//! duplicate, never leave gaps), 4 (consumers see a prefix), 8 (no panic; a
-//! panic is reported by the harness).
+//! duplicate, never leave gaps), 4 (consumers see a prefix), 5 (one owner
+//! per partition in a generation; fenced members cannot commit), 6 (committed
+//! offsets survive broker loss), 8 (no panic; a panic is reported by the
+//! harness).
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
-use crate::history::Inner;
+use strata_core::error_code as ec;
+
+use crate::history::{CommitOutcome, GroupCommitSent, Inner};
 
 /// One broken invariant.
 #[derive(Debug, Clone)]
@@ -226,5 +230,307 @@ pub fn check(h: &Inner, reads: &[BrokerRead], reference: &BTreeMap<i32, i64>, pa
             break;
         }
     }
+    out.extend(check_groups(h, partitions));
     out
+}
+
+/// Whether an OffsetCommit answered with `code` certainly did not take effect:
+/// the coordinator refused it before proposing it, or the apply refused it
+/// (NOT_COORDINATOR). COORDINATOR_NOT_AVAILABLE stands for an append that
+/// failed or timed out, which may still be applied: its outcome is unknown.
+fn certainly_refused(code: i16) -> bool {
+    matches!(
+        code,
+        ec::ILLEGAL_GENERATION
+            | ec::UNKNOWN_MEMBER_ID
+            | ec::REBALANCE_IN_PROGRESS
+            | ec::FENCED_INSTANCE_ID
+            | ec::NOT_COORDINATOR
+            | ec::COORDINATOR_LOAD_IN_PROGRESS
+            | ec::INVALID_GROUP_ID
+            | ec::UNKNOWN_TOPIC_OR_PARTITION
+            | ec::OFFSET_METADATA_TOO_LARGE
+    )
+}
+
+fn show_commit(c: &GroupCommitSent) -> String {
+    format!(
+        "commit#{} by {} ({}) gen {} p{} offset {}{}, sent at {} ms, {:?} at {} ms",
+        c.id,
+        c.member,
+        c.member_id,
+        c.generation,
+        c.partition,
+        c.offset,
+        if c.after_stall { " right after a stall" } else { "" },
+        c.sent_ms,
+        c.outcome,
+        c.done_ms
+    )
+}
+
+/// The keys that pick a commit's events out of the trail.
+fn commit_key(c: &GroupCommitSent) -> String {
+    format!("commit#{} ", c.id)
+}
+
+const INV6: &str = "6 (committed offsets survive the loss of any broker)";
+/// Picks broker (re)starts out of the trail (a restarted coordinator reloads the group).
+const RESTARTS: &str = "started (incarnation";
+
+/// Invariant 6 for one read of partition `p`'s committed offset (`offset`,
+/// with `metadata` naming the commit it came from), sent at `sent_order`.
+/// Every commit acknowledged before the read was sent is applied, so the
+/// value must come from the last of those or from a commit applied after it:
+/// -1 only if none was acknowledged; never from a commit certainly refused;
+/// never from an acknowledged commit that another acknowledged-before-the-read
+/// commit was sent after (that one was applied later: an older value came back).
+fn check_committed_read(h: &Inner, p: i32, sent_order: u64, offset: i64, metadata: &Option<String>) -> Result<(), (String, Vec<String>)> {
+    let acked_before: Vec<&GroupCommitSent> = h
+        .group_commits
+        .iter()
+        .filter(|c| c.partition == p && c.outcome == CommitOutcome::Acked && c.done_order < sent_order)
+        .collect();
+    if offset == -1 {
+        return match acked_before.iter().max_by_key(|c| c.done_order) {
+            Some(a) => Err((format!("no committed offset, though {} was acknowledged before", show_commit(a)), vec![commit_key(a)])),
+            None => Ok(()),
+        };
+    }
+    let id = metadata.as_deref().and_then(|m| m.rsplit_once("commit#")).and_then(|(_, id)| id.parse::<usize>().ok());
+    let Some(c) = id.and_then(|id| h.group_commits.get(id)) else {
+        return Err((format!("committed offset {offset} with metadata {metadata:?} comes from no commit the members sent"), vec![]));
+    };
+    if c.partition != p || c.offset != offset {
+        return Err((format!("committed offset {offset}, with the metadata of {}", show_commit(c)), vec![commit_key(c)]));
+    }
+    if matches!(c.outcome, CommitOutcome::Refused(code) if certainly_refused(code)) {
+        return Err((format!("committed offset {offset} comes from a refused commit: {}", show_commit(c)), vec![commit_key(c)]));
+    }
+    if c.outcome == CommitOutcome::Acked {
+        if let Some(later) = acked_before.iter().find(|a| a.sent_order > c.done_order) {
+            return Err((
+                format!(
+                    "committed offset {offset} comes from {}, but {} was sent after that was acknowledged, and acknowledged before the read",
+                    show_commit(c),
+                    show_commit(later)
+                ),
+                vec![commit_key(c), commit_key(later)],
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invariants 5 and 6 over the group members' history.
+///
+/// 5a: within one generation no partition is assigned to two members (over
+///     successful SyncGroups), and a member's assignment in a generation is one.
+/// 5b: no OffsetCommit for generation g is acknowledged if it was sent after
+///     some member had completed a SyncGroup for a generation > g (a newer
+///     generation exists, so g's members were fenced). "After" is the order in
+///     which the simulated clients observed things (one thread: exact).
+/// 6:  every committed offset read, by members during the run (across
+///     coordinator restarts) and after it, reflects every commit
+///     acknowledged before the read (see `check_committed_read`).
+fn check_groups(h: &Inner, partitions: i32) -> Vec<Violation> {
+    let mut out = Vec::new();
+    // 5a.
+    let mut owners: BTreeMap<i32, BTreeMap<i32, &crate::history::GroupSync>> = BTreeMap::new();
+    let mut by_member: BTreeMap<(i32, &str), &crate::history::GroupSync> = BTreeMap::new();
+    'syncs: for s in &h.group_syncs {
+        if let Some(prev) = by_member.insert((s.generation, s.member_id.as_str()), s) {
+            if prev.partitions != s.partitions {
+                out.push(Violation::new(
+                    "5 (one assignment per member and generation)",
+                    format!(
+                        "{} ({}) synced gen {} twice: partitions {:?} at {} ms, then {:?} at {} ms",
+                        s.member, s.member_id, s.generation, prev.partitions, prev.at_ms, s.partitions, s.at_ms
+                    ),
+                    vec![format!("synced gen {}:", s.generation)],
+                ));
+                break 'syncs;
+            }
+        }
+        let gen = owners.entry(s.generation).or_default();
+        for p in &s.partitions {
+            if let Some(other) = gen.get(p) {
+                if other.member_id != s.member_id {
+                    out.push(Violation::new(
+                        "5 (within a generation no partition is assigned to two members)",
+                        format!(
+                            "gen {}: p{p} assigned to {} ({}) at {} ms and to {} ({}) at {} ms",
+                            s.generation, other.member, other.member_id, other.at_ms, s.member, s.member_id, s.at_ms
+                        ),
+                        vec![format!("synced gen {}:", s.generation)],
+                    ));
+                    break 'syncs;
+                }
+            }
+            gen.insert(*p, s);
+        }
+    }
+
+    // 5b: the syncs in order; for each acknowledged commit, the first sync of a
+    // newer generation completed before it was sent.
+    for c in h.group_commits.iter().filter(|c| c.outcome == CommitOutcome::Acked) {
+        let newer = h.group_syncs.iter().find(|s| s.generation > c.generation && s.order < c.sent_order);
+        if let Some(s) = newer {
+            out.push(Violation::new(
+                "5 (a fenced member cannot commit offsets)",
+                format!(
+                    "{} was acknowledged, though {} ({}) had completed a SyncGroup for gen {} at {} ms, before it was sent",
+                    show_commit(c),
+                    s.member,
+                    s.member_id,
+                    s.generation,
+                    s.at_ms
+                ),
+                vec![commit_key(c), format!("synced gen {}:", s.generation), format!("{} stalls", c.member)],
+            ));
+            break;
+        }
+    }
+
+    // 6: what members read mid-run (a restarted coordinator must still have
+    // every acknowledged commit), then the final reads.
+    for r in &h.group_reads {
+        if let Err((detail, mut keys)) = check_committed_read(h, r.partition, r.sent_order, r.offset, &r.metadata) {
+            keys.push(RESTARTS.into());
+            let detail = format!("{} read p{} at {} ms: {detail}", r.member, r.partition, r.sent_ms);
+            out.push(Violation::new(INV6, detail, keys));
+            break;
+        }
+    }
+    for p in 0..partitions {
+        let last_acked = h
+            .group_commits
+            .iter()
+            .filter(|c| c.partition == p && c.outcome == CommitOutcome::Acked)
+            .max_by_key(|c| c.done_order);
+        let result = match h.final_offsets.get(&p) {
+            None => continue,
+            Some(Err(e)) => match last_acked {
+                Some(c) => Err((
+                    format!("the committed offset cannot be read: {e}; last acknowledged {}", show_commit(c)),
+                    vec![commit_key(c)],
+                )),
+                None => Ok(()),
+            },
+            Some(Ok((offset, metadata))) => check_committed_read(h, p, h.final_offsets_order, *offset, metadata),
+        };
+        if let Err((detail, mut keys)) = result {
+            keys.push(format!("final-offsets p{p}:"));
+            keys.push(RESTARTS.into());
+            out.push(Violation::new(INV6, format!("after the run, p{p}: {detail}"), keys));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{GroupRead, GroupSync};
+
+    fn sync(h: &mut Inner, member: &str, generation: i32, partitions: &[i32]) {
+        h.order += 1;
+        let order = h.order;
+        h.group_syncs.push(GroupSync {
+            member: member.into(),
+            member_id: format!("{member}-id"),
+            generation,
+            partitions: partitions.to_vec(),
+            at_ms: order,
+            order,
+        });
+    }
+
+    /// A commit sent and answered at once; returns its id.
+    fn commit(h: &mut Inner, member: &str, generation: i32, partition: i32, offset: i64, outcome: CommitOutcome) -> usize {
+        let id = h.group_commits.len();
+        h.order += 2;
+        h.group_commits.push(GroupCommitSent {
+            id,
+            member: member.into(),
+            member_id: format!("{member}-id"),
+            generation,
+            partition,
+            offset,
+            after_stall: false,
+            sent_ms: h.order - 1,
+            sent_order: h.order - 1,
+            outcome,
+            done_ms: h.order,
+            done_order: h.order,
+        });
+        id
+    }
+
+    fn read(h: &mut Inner, partition: i32, offset: i64, id: Option<usize>) {
+        h.order += 1;
+        let order = h.order;
+        let metadata = id.map(|id| format!("m gen 1 commit#{id}"));
+        h.group_reads.push(GroupRead { member: "m".into(), partition, offset, metadata, sent_ms: order, sent_order: order });
+    }
+
+    fn invariants(h: &Inner) -> Vec<String> {
+        check_groups(h, 1).into_iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn a_good_history_passes() {
+        let mut h = Inner::default();
+        sync(&mut h, "a", 1, &[0]);
+        let c = commit(&mut h, "a", 1, 0, 5, CommitOutcome::Acked);
+        sync(&mut h, "b", 2, &[0]);
+        commit(&mut h, "a", 1, 0, 7, CommitOutcome::Refused(ec::ILLEGAL_GENERATION));
+        read(&mut h, 0, 5, Some(c));
+        let u = commit(&mut h, "b", 2, 0, 9, CommitOutcome::Unknown("timeout".into()));
+        // An unknown outcome may have been applied: either value is fine.
+        read(&mut h, 0, 9, Some(u));
+        h.final_offsets.insert(0, Ok((5, Some(format!("a gen 1 commit#{c}")))));
+        h.order += 1;
+        h.final_offsets_order = h.order;
+        assert!(invariants(&h).is_empty(), "{:?}", check_groups(&h, 1));
+    }
+
+    #[test]
+    fn two_owners_in_one_generation() {
+        let mut h = Inner::default();
+        sync(&mut h, "a", 3, &[0]);
+        sync(&mut h, "b", 3, &[0]);
+        assert_eq!(invariants(&h), vec!["5 (within a generation no partition is assigned to two members)"]);
+    }
+
+    #[test]
+    fn a_fenced_member_commits() {
+        let mut h = Inner::default();
+        sync(&mut h, "a", 1, &[0]);
+        sync(&mut h, "b", 2, &[0]);
+        commit(&mut h, "a", 1, 0, 5, CommitOutcome::Acked);
+        assert_eq!(invariants(&h), vec!["5 (a fenced member cannot commit offsets)"]);
+    }
+
+    #[test]
+    fn lost_stale_and_refused_offsets() {
+        // Lost: nothing committed, though a commit was acknowledged.
+        let mut h = Inner::default();
+        commit(&mut h, "a", 1, 0, 5, CommitOutcome::Acked);
+        read(&mut h, 0, -1, None);
+        assert_eq!(invariants(&h), vec![INV6]);
+        // Stale: an older acknowledged value comes back.
+        let mut h = Inner::default();
+        let old = commit(&mut h, "a", 1, 0, 5, CommitOutcome::Acked);
+        commit(&mut h, "a", 1, 0, 8, CommitOutcome::Acked);
+        h.final_offsets.insert(0, Ok((5, Some(format!("a gen 1 commit#{old}")))));
+        h.order += 1;
+        h.final_offsets_order = h.order;
+        assert_eq!(invariants(&h), vec![INV6]);
+        // A refused commit took effect.
+        let mut h = Inner::default();
+        let refused = commit(&mut h, "a", 1, 0, 5, CommitOutcome::Refused(ec::UNKNOWN_MEMBER_ID));
+        read(&mut h, 0, 5, Some(refused));
+        assert_eq!(invariants(&h), vec![INV6]);
+    }
 }

@@ -39,6 +39,65 @@ pub struct Seen {
     pub at_ms: u64,
 }
 
+/// A group member's successful SyncGroup: in `generation` it owns `partitions`.
+#[derive(Debug, Clone)]
+pub struct GroupSync {
+    pub member: String,
+    pub member_id: String,
+    pub generation: i32,
+    pub partitions: Vec<i32>,
+    pub at_ms: u64,
+    /// Position in the history's total order of client observations.
+    pub order: u64,
+}
+
+/// What became of an OffsetCommit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// No answer yet.
+    Pending,
+    /// Answered without error.
+    Acked,
+    /// Answered with this error code.
+    Refused(i16),
+    /// No answer (connection error, timeout): it may or may not have been applied.
+    Unknown(String),
+}
+
+/// One OffsetCommit a group member sent (one partition each).
+#[derive(Debug, Clone)]
+pub struct GroupCommitSent {
+    /// Its index in `Inner::group_commits`; also in the commit's metadata.
+    pub id: usize,
+    pub member: String,
+    pub member_id: String,
+    pub generation: i32,
+    pub partition: i32,
+    pub offset: i64,
+    /// Sent right after a stall, before the member noticed anything.
+    pub after_stall: bool,
+    pub sent_ms: u64,
+    pub sent_order: u64,
+    pub outcome: CommitOutcome,
+    pub done_ms: u64,
+    pub done_order: u64,
+}
+
+/// A committed offset a member read (OffsetFetch from the coordinator).
+#[derive(Debug, Clone)]
+pub struct GroupRead {
+    pub member: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+    /// When the OffsetFetch was sent: ms and place in the order of observations.
+    pub sent_ms: u64,
+    pub sent_order: u64,
+}
+
+/// The committed offset of a partition read after the run: (offset, metadata).
+pub type FinalOffset = Result<(i64, Option<String>), String>;
+
 /// A protocol-level problem a client noticed on the spot.
 #[derive(Debug, Clone)]
 pub struct Anomaly {
@@ -57,6 +116,17 @@ pub struct Inner {
     pub idempotent_sent: BTreeMap<(String, i32), Vec<Bytes>>,
     /// Values sent by producers that do not retry (may be absent, never twice).
     pub plain_sent: Vec<Bytes>,
+    /// Consumer groups: successful SyncGroups, OffsetCommits sent, the final
+    /// committed offsets by partition, and counters of what members did.
+    pub group_syncs: Vec<GroupSync>,
+    pub group_commits: Vec<GroupCommitSent>,
+    pub group_reads: Vec<GroupRead>,
+    pub final_offsets: BTreeMap<i32, FinalOffset>,
+    /// Where in the order of observations the final offsets were read.
+    pub final_offsets_order: u64,
+    pub group_counts: BTreeMap<&'static str, u64>,
+    /// The total order of recorded client observations (syncs, commits).
+    pub order: u64,
     /// Set once the run has started (simulated ms of the start).
     pub start: Option<tokio::time::Instant>,
 }
@@ -94,6 +164,58 @@ impl History {
     pub fn anomaly(&self, invariant: &'static str, partition: Option<i32>, detail: String) {
         self.log("checker", format!("{invariant}: {detail}"));
         self.0.lock().unwrap().anomalies.push(Anomaly { invariant, detail, partition });
+    }
+
+    /// Records a successful SyncGroup (its order and time are set here).
+    pub fn group_synced(&self, mut s: GroupSync) {
+        s.at_ms = self.now_ms();
+        let mut inner = self.0.lock().unwrap();
+        inner.order += 1;
+        s.order = inner.order;
+        inner.group_syncs.push(s);
+    }
+
+    /// Records an OffsetCommit about to be sent; returns its id.
+    pub fn group_commit_sent(&self, mut c: GroupCommitSent) -> usize {
+        c.sent_ms = self.now_ms();
+        let mut inner = self.0.lock().unwrap();
+        inner.order += 1;
+        c.sent_order = inner.order;
+        c.id = inner.group_commits.len();
+        c.outcome = CommitOutcome::Pending;
+        let id = c.id;
+        inner.group_commits.push(c);
+        id
+    }
+
+    /// Records what became of OffsetCommit `id`.
+    pub fn group_commit_done(&self, id: usize, outcome: CommitOutcome) {
+        let now = self.now_ms();
+        let mut inner = self.0.lock().unwrap();
+        inner.order += 1;
+        let order = inner.order;
+        if let Some(c) = inner.group_commits.get_mut(id) {
+            c.outcome = outcome;
+            c.done_ms = now;
+            c.done_order = order;
+        }
+    }
+
+    /// The next place in the order of observations (for a request about to be sent).
+    pub fn next_order(&self) -> u64 {
+        let mut inner = self.0.lock().unwrap();
+        inner.order += 1;
+        inner.order
+    }
+
+    /// Records a committed offset a member read.
+    pub fn group_read(&self, r: GroupRead) {
+        self.0.lock().unwrap().group_reads.push(r);
+    }
+
+    /// Counts a member's action (stall, leave, join, ...).
+    pub fn group_count(&self, what: &'static str) {
+        *self.0.lock().unwrap().group_counts.entry(what).or_default() += 1;
     }
 
     /// The digest of the whole trail.

@@ -12,6 +12,8 @@ pub mod check;
 #[cfg(madsim)]
 pub mod clients;
 #[cfg(madsim)]
+pub mod groups;
+#[cfg(madsim)]
 pub mod history;
 #[cfg(madsim)]
 pub mod rpc;

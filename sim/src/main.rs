@@ -25,6 +25,7 @@ fn main() {
 mod app {
     use std::time::Instant;
 
+    use strata_sim::history::CommitOutcome;
     use strata_sim::sim::{quiet_panics, run_seed, Opts, Outcome};
     use strata_sim::Profile;
 
@@ -103,6 +104,68 @@ mod app {
         Err(format!("--bug {name}: this build has no planted bugs; build with --features sim-bugs"))
     }
 
+    /// What the group members did in one seed.
+    #[derive(Default)]
+    struct GroupFigures {
+        generations: usize,
+        syncs: usize,
+        stalls: u64,
+        leaves: u64,
+        acked: usize,
+        refused: usize,
+        unknown: usize,
+        stall_commits_refused: usize,
+    }
+
+    impl GroupFigures {
+        fn of(o: &Outcome) -> Self {
+            let h = o.history.0.lock().unwrap();
+            let mut gens: Vec<i32> = h.group_syncs.iter().map(|s| s.generation).collect();
+            gens.sort_unstable();
+            gens.dedup();
+            let count = |f: &dyn Fn(&CommitOutcome) -> bool| h.group_commits.iter().filter(|c| f(&c.outcome)).count();
+            GroupFigures {
+                generations: gens.len(),
+                syncs: h.group_syncs.len(),
+                stalls: h.group_counts.get("stalls").copied().unwrap_or(0),
+                leaves: h.group_counts.get("leaves").copied().unwrap_or(0),
+                acked: count(&|c| *c == CommitOutcome::Acked),
+                refused: count(&|c| matches!(c, CommitOutcome::Refused(_))),
+                unknown: count(&|c| matches!(c, CommitOutcome::Unknown(_) | CommitOutcome::Pending)),
+                stall_commits_refused: h
+                    .group_commits
+                    .iter()
+                    .filter(|c| c.after_stall && matches!(c.outcome, CommitOutcome::Refused(_)))
+                    .count(),
+            }
+        }
+
+        fn add(&mut self, o: &GroupFigures) {
+            self.generations += o.generations;
+            self.syncs += o.syncs;
+            self.stalls += o.stalls;
+            self.leaves += o.leaves;
+            self.acked += o.acked;
+            self.refused += o.refused;
+            self.unknown += o.unknown;
+            self.stall_commits_refused += o.stall_commits_refused;
+        }
+
+        fn show(&self) -> String {
+            format!(
+                "{} generations synced ({} syncs), {} stalls ({} of their commits refused), {} leaves, commits {} acked / {} refused / {} unknown",
+                self.generations,
+                self.syncs,
+                self.stalls,
+                self.stall_commits_refused,
+                self.leaves,
+                self.acked,
+                self.refused,
+                self.unknown
+            )
+        }
+    }
+
     fn report(o: &Outcome, profile: Profile, print_trace: bool) {
         let inner = o.history.0.lock().unwrap();
         if print_trace {
@@ -159,6 +222,7 @@ mod app {
         let mut sim_ms = 0u64;
         let mut failed = Vec::new();
         let mut runs = 0u64;
+        let mut groups = GroupFigures::default();
         for (k, &seed) in args.seeds.iter().enumerate() {
             let opts = &args.opts[k % args.opts.len()];
             let o = run_seed(opts, seed);
@@ -168,14 +232,17 @@ mod app {
             if single || !o.violations.is_empty() || args.trace {
                 report(&o, opts.profile, args.trace);
             }
+            let g = GroupFigures::of(&o);
+            groups.add(&g);
             println!(
-                "seed {seed} faults {} : {} violations, {} acks, {} records consumed, {:.1} s simulated, digest {:016x}",
+                "seed {seed} faults {} : {} violations, {} acks, {} records consumed, {:.1} s simulated, digest {:016x}; groups: {}",
                 opts.profile.name(),
                 o.violations.len(),
                 o.acks,
                 o.seen,
                 o.sim_ms as f64 / 1000.0,
-                o.digest
+                o.digest,
+                g.show()
             );
             if args.determinism {
                 let again = run_seed(opts, seed);
@@ -201,6 +268,7 @@ mod app {
             }
         }
         let wall = started.elapsed().as_secs_f64();
+        println!("groups over all seeds: {}", groups.show());
         println!(
             "{runs} runs in {wall:.1} s: {:.1} seeds/min, {:.1} simulated s per wall s; {} failing seeds {:?}",
             runs as f64 * 60.0 / wall.max(1e-9),

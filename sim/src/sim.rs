@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
-use strata_core::broker::BrokerConfig;
+use strata_core::broker::{BrokerConfig, Peer};
 use strata_core::log::apply::apply;
 use strata_core::log::commit::Commit;
 use strata_core::log::state::LogState;
 use strata_runtime::server::{Server, ServerConfig};
-use strata_runtime::store::ObjectStoreClient;
+use strata_runtime::store::ObjectStoreBackend;
 
 use crate::check::{check, BrokerRead, Violation};
 use crate::clients::{self, Conns, Ctx, TOPIC};
+use crate::groups;
 use crate::history::History;
 use crate::seq::{self, SeqLog, SimSequencer, SEQ_PORT};
 use crate::store::{self, Objects, SimStore, STORE_PORT};
@@ -102,10 +103,10 @@ fn run_seed_here(opts: &Opts, seed: u64) -> Outcome {
 
 /// A broker node's life: connect to the services, start the real server on
 /// them (retrying while the sequencer is unreachable), then serve forever.
-async fn broker_main(i: usize, seq_addr: SocketAddr, store_addr: SocketAddr, history: History, flush_ms: u64) {
+async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_addr: SocketAddr, history: History, flush_ms: u64) {
     loop {
         let sequencer = Arc::new(SimSequencer::connect(seq_addr).await);
-        let store: Arc<dyn ObjectStoreClient> = Arc::new(SimStore::connect(store_addr).await);
+        let store = ObjectStoreBackend::new(Arc::new(SimStore::connect(store_addr).await), "sim://store");
         let incarnation = madsim::rand::random::<u64>();
         let broker = BrokerConfig {
             node_id: i as i32 + 1,
@@ -115,6 +116,13 @@ async fn broker_main(i: usize, seq_addr: SocketAddr, store_addr: SocketAddr, his
             request_timeout_ms: 5000,
             incarnation,
             recent_object_bytes: 1 << 20,
+            // Every broker knows the others, so all agree on each group's coordinator.
+            peers: peers.clone(),
+            // Short group timings, so a 20 s run sees several rebalances.
+            static_props: [("group.initial.rebalance.delay.ms", "300"), ("group.min.session.timeout.ms", "1000")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..BrokerConfig::for_tests()
         };
         let cfg = ServerConfig {
@@ -281,8 +289,11 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     };
     let mut brokers = Vec::new();
     let mut addrs = Vec::new();
+    let peers: Vec<Peer> =
+        (0..opts.brokers).map(|j| Peer { node_id: j as i32 + 1, host: format!("10.0.1.{}", j + 1), port: BROKER_PORT.into() }).collect();
     for i in 0..opts.brokers {
         let history = history.clone();
+        let peers: Vec<Peer> = peers.iter().filter(|p| p.node_id != i as i32 + 1).cloned().collect();
         let flush_ms = 5 + madsim::rand::random::<u64>() % 40;
         addrs.push(format!("10.0.1.{}:{BROKER_PORT}", i + 1));
         brokers.push(
@@ -290,12 +301,13 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
                 .create_node()
                 .name(format!("broker{i}"))
                 .ip(ip(10, 0, 1, i as u8 + 1))
-                .init(move || broker_main(i, seq_addr, store_addr, history.clone(), flush_ms))
+                .init(move || broker_main(i, peers.clone(), seq_addr, store_addr, history.clone(), flush_ms))
                 .build(),
         );
     }
+    // Nodes 0 and 1 run producers and consumers; then one node per group member.
     let clients: Vec<NodeHandle> =
-        (0..2).map(|i| handle.create_node().name(format!("clients{i}")).ip(ip(10, 0, 2, i + 1)).build()).collect();
+        (0..2 + groups::MEMBERS as u8).map(|i| handle.create_node().name(format!("clients{i}")).ip(ip(10, 0, 2, i + 1)).build()).collect();
     let cluster = Arc::new(Cluster { seq, store, brokers, clients });
 
     // Set-up, without faults.
@@ -316,6 +328,9 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     work.push(cluster.clients[0].spawn(clients::plain_producer(ctx.clone(), "plain0".into(), until)));
     for i in 0..2 {
         work.push(cluster.clients[1].spawn(clients::consumer(ctx.clone(), format!("cons{i}"), until)));
+    }
+    for (i, node) in cluster.clients[2..].iter().enumerate() {
+        work.push(node.spawn(groups::member(ctx.clone(), format!("gm{i}"), until)));
     }
     let injector = tokio::spawn(inject(cluster.clone(), opts.profile, history.clone(), until));
     let _ = injector.await;
@@ -344,6 +359,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
             break;
         }
     }
+    cluster.clients[1].spawn(groups::read_final_offsets(ctx.clone())).await.expect("final offsets reader");
     // Final reads: wait until each broker has applied the whole log, then read everything.
     let expected = reference_ends(&seq_log, opts.partitions);
     history.log("checker", format!("the sequencer's log ({} records) gives log ends {expected:?}", seq_log.records().len()));

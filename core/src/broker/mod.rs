@@ -15,6 +15,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 mod producers;
+mod retention;
 mod topic_partitions;
 
 use std::collections::BTreeMap;
@@ -147,6 +148,8 @@ pub(crate) enum Proposal {
     AlterConfigs(configs::PendingAlter),
     /// A DeleteRecords request.
     DeleteRecords(delete_records::PendingDeleteRecords),
+    /// Log starts moved by retention (nobody waits).
+    Retention,
     /// Consumer-group operations.
     Group(crate::group::GroupProposal),
 }
@@ -173,6 +176,8 @@ pub struct Broker {
     pub(crate) groups: crate::group::Coordinator,
     /// Open connections' client addresses (DescribeGroups shows members' hosts).
     pub(crate) peers: BTreeMap<ConnId, String>,
+    /// Whether the retention sweep's timer is set.
+    retention_armed: bool,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -197,6 +202,7 @@ impl Broker {
             offsets: offsets::OffsetLookups::default(),
             groups: crate::group::Coordinator::default(),
             peers: BTreeMap::new(),
+            retention_armed: false,
         }
     }
 
@@ -308,6 +314,7 @@ impl Broker {
 
     fn on_applied(&mut self, revision: u64, commit: Commit, out: &mut Vec<Output>) {
         let Some(applied) = apply(&mut self.log, revision, &commit) else { return };
+        self.arm_retention(out);
         let touched = touched_partitions(&commit);
         let mine = commit.origin.broker == self.cfg.node_id && commit.origin.incarnation == self.cfg.incarnation;
         if mine {
@@ -351,6 +358,7 @@ impl Broker {
             (Proposal::AlterConfigs(p), Applied::SetConfigs(v)) => self.on_alter_configs_applied(p, v, out),
             (Proposal::DeleteRecords(p), Applied::DeleteRecords(v)) => self.on_delete_records_applied(p, v, out),
             (Proposal::Group(p), Applied::Groups(v)) => self.on_group_commit_applied(p, v, out),
+            (Proposal::Retention, Applied::DeleteRecords(_)) => {}
             (purpose, applied) => {
                 debug_assert!(false, "commit applied with an unexpected outcome: {purpose:?} {applied:?}");
             }
@@ -392,12 +400,16 @@ impl Broker {
             Proposal::AlterConfigs(p) => configs::fail_alter(p, error, out),
             Proposal::DeleteRecords(p) => delete_records::fail_delete_records(p, error, out),
             Proposal::Group(p) => self.on_group_commit_failed(p, error, out),
+            // The next sweep proposes the moves again.
+            Proposal::Retention => {}
         }
     }
 
     fn on_timer(&mut self, timer: TimerId, out: &mut Vec<Output>) {
         if timer == TIMER_FLUSH {
             self.on_flush_timer(out);
+        } else if timer == retention::TIMER_RETENTION {
+            self.on_retention_timer(out);
         } else if let Some(seq) = self.append_timeouts.remove(&timer) {
             if let Some(purpose) = self.proposals.remove(&seq) {
                 self.fail_proposal(purpose, crate::error_code::REQUEST_TIMED_OUT, out);

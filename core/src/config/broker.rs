@@ -128,6 +128,8 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Default preallocate of topics."),
     broker!("log.retention.bytes", Long, Some("-1"), Validator::None, DYNAMIC,
         "Default retention.bytes of topics."),
+    broker!("log.retention.check.interval.ms", Long, Some("300000"), Validator::AtLeast(1), STATIC,
+        "How often the broker looks for log data past retention.ms or retention.bytes."),
     broker!("log.retention.hours", Int, Some("168"), Validator::None, STATIC,
         "Default retention of topics in hours, used when log.retention.ms and log.retention.minutes are unset."),
     broker!("log.retention.minutes", Int, None, Validator::None, STATIC,
@@ -395,6 +397,11 @@ impl<'a> BrokerConfigView<'a> {
     /// `offsets.retention.minutes` in milliseconds.
     pub fn offsets_retention_ms(&self) -> i64 {
         i64::from(self.offsets_retention_minutes()) * 60_000
+    }
+
+    /// `log.retention.check.interval.ms`.
+    pub fn log_retention_check_interval_ms(&self) -> i64 {
+        self.long("log.retention.check.interval.ms", 300_000)
     }
 
     /// `offset.metadata.max.bytes`.

@@ -131,6 +131,10 @@ fn apply_one(groups: &mut BTreeMap<String, GroupLog>, origin: &Origin, c: &Group
         }
         g.epoch += 1;
         g.owner = Some(proposer);
+        #[cfg(feature = "sim-bugs")]
+        if crate::sim_bugs::active(crate::sim_bugs::Bug::ForgetOffsetsOnClaim) {
+            g.offsets.clear();
+        }
         return Ok(());
     }
     let g = groups.get_mut(&c.group).ok_or(ec::NOT_COORDINATOR)?;

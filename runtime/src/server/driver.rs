@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::timers::Timers;
 use crate::sequencer::{AppendError, Sequencer};
-use crate::store::{BlockCache, ObjectStoreClient};
+use crate::store::{BlockCache, ObjectStoreBackend};
 
 /// Capacity of the driver's input channel. Connections wait (and so stop
 /// reading) when the driver falls this far behind.
@@ -107,7 +107,7 @@ pub struct Driver {
     conns: HashMap<ConnId, mpsc::UnboundedSender<ConnEvent>>,
     timers: Timers,
     appender: mpsc::UnboundedSender<(AppendId, Bytes)>,
-    store: Arc<dyn ObjectStoreClient>,
+    store: ObjectStoreBackend,
     cache: Arc<Mutex<BlockCache>>,
     /// Inputs produced by the driver itself (cache hits), fed before anything new.
     local: VecDeque<Input>,
@@ -130,7 +130,7 @@ impl Driver {
         rx: mpsc::Receiver<DriverMsg>,
         tx: mpsc::Sender<DriverMsg>,
         appender: mpsc::UnboundedSender<(AppendId, Bytes)>,
-        store: Arc<dyn ObjectStoreClient>,
+        store: ObjectStoreBackend,
         cache: Arc<Mutex<BlockCache>>,
         applied: watch::Sender<u64>,
         write_timeout: Duration,

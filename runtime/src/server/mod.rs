@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::ServeArgs;
 use crate::sequencer::{EmbeddedSequencer, Sequencer, SequencerError};
-use crate::store::{BlockCache, ObjectStoreBackend, ObjectStoreClient, OpenStoreError};
+use crate::store::{BlockCache, ObjectStoreBackend, OpenStoreError};
 use connection::ConnConfig;
 use driver::{Clock, Driver, DriverMsg, DRIVER_QUEUE};
 
@@ -265,14 +265,14 @@ impl Server {
             // directory plays the bucket, so objects land in <data-dir>/objects/.
             None => format!("file://{}", data_dir.display()),
         };
-        let store = ObjectStoreBackend::open_with(&url, args.page_cache_bytes)?;
+        let store = ObjectStoreBackend::open_with(&url, &args.store_options()).await?;
         let log_dir = data_dir.join("log");
         let dir = log_dir.clone();
         let sequencer = tokio::task::spawn_blocking(move || EmbeddedSequencer::open(&dir))
             .await
             .expect("opening the sequencer panicked")
             .map_err(|source| ServeError::Sequencer { dir: log_dir, source })?;
-        Server::start_on(listener, cfg, Arc::new(sequencer), Arc::new(store)).await
+        Server::start_on(listener, cfg, Arc::new(sequencer), store).await
     }
 
     /// Starts a server on `sequencer` and `store`: binds, replays the whole
@@ -280,7 +280,7 @@ impl Server {
     pub async fn start<S: Sequencer + 'static>(
         cfg: ServerConfig,
         sequencer: Arc<S>,
-        store: Arc<dyn ObjectStoreClient>,
+        store: ObjectStoreBackend,
     ) -> Result<Server, ServeError> {
         let listener = bind(&cfg).await?;
         Server::start_on(listener, cfg, sequencer, store).await
@@ -290,7 +290,7 @@ impl Server {
         listener: Bound,
         mut cfg: ServerConfig,
         sequencer: Arc<S>,
-        store: Arc<dyn ObjectStoreClient>,
+        store: ObjectStoreBackend,
     ) -> Result<Server, ServeError> {
         let Bound { listener, local_addr, advertised, host, port } = listener;
         cfg.broker.advertised_host = host;

@@ -1,6 +1,8 @@
 //! The local-directory object store (`file://`): one file per object, at
 //! `<root>/<key>`, written with exactly the syncs that make an object durable
-//! before the commit naming it is appended — and no others.
+//! before the commit naming it is appended — and no others. It implements
+//! `object_store`'s [`ObjectStore`] itself (rather than wrapping the crate's
+//! `LocalFileSystem`) for those syncs and for its page-cache window.
 //!
 //! A create-only put is `open(O_CREAT | O_EXCL)` of the final path, one
 //! `write` of the whole object, `fdatasync` of the file (its data and the size
@@ -11,21 +13,34 @@
 //! a crash mid-write leaves an object that no commit names (garbage). A put
 //! that fails removes what it wrote. (`object_store`'s `LocalFileSystem`
 //! stages, `fsync`s, hard-links, `fsync`s the directory and unlinks: one more
-//! directory update per object, and full `fsync`s.)
+//! directory update per object, and full `fsync`s.) Objects are immutable, so
+//! only create-only puts are served; overwrites, multipart uploads and copies
+//! are `NotImplemented`.
 //!
 //! Reads open the file and read the range into a buffer that is not zeroed
-//! first. All file IO runs on tokio's blocking pool.
+//! first. Deletes unlink without a sync: an object deleted again after a crash
+//! is still garbage. Listing walks the directory. All file IO runs on tokio's
+//! blocking pool.
 
+use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
-use std::ops::Range;
-use std::collections::{HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
 
-use super::{ObjectStoreClient, StoreError, StoreFuture};
+/// The name this store gives itself in `object_store` errors.
+const STORE: &str = "LocalDirStore";
 
 /// Objects as files under a root directory.
 #[derive(Debug, Clone)]
@@ -100,6 +115,66 @@ fn drop_cached(file: &File) {
     let _ = file;
 }
 
+/// What a file operation failed with, for the key it was on.
+#[derive(Debug, thiserror::Error)]
+enum LocalError {
+    /// The key would leave the root, or is not a file name.
+    #[error("bad object key {0:?}")]
+    BadKey(String),
+    /// No object at the key.
+    #[error("object {0} not found")]
+    NotFound(String),
+    /// A create-only put found an object there.
+    #[error("object {0} already exists")]
+    AlreadyExists(String),
+    /// The range asked for does not fit this machine's memory addressing.
+    #[error("object {key}: range {start}..{end} too large")]
+    TooLarge { key: String, start: u64, end: u64 },
+    /// An I/O error, and what was being done.
+    #[error("object {key}: {what}: {source}")]
+    Io {
+        key: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blocking task did not finish.
+    #[error("object {key}: {what} task failed: {reason}")]
+    Task { key: String, what: &'static str, reason: String },
+}
+
+impl From<LocalError> for object_store::Error {
+    fn from(e: LocalError) -> Self {
+        match e {
+            LocalError::NotFound(ref path) => object_store::Error::NotFound { path: path.clone(), source: Box::new(e) },
+            LocalError::AlreadyExists(ref path) => {
+                object_store::Error::AlreadyExists { path: path.clone(), source: Box::new(e) }
+            }
+            other => object_store::Error::Generic { store: STORE, source: Box::new(other) },
+        }
+    }
+}
+
+fn io_error(key: &str, what: &'static str, source: std::io::Error) -> LocalError {
+    LocalError::Io { key: key.into(), what, source }
+}
+
+fn not_implemented(operation: &str) -> object_store::Error {
+    object_store::Error::NotImplemented {
+        operation: format!("{operation} (objects are immutable: only create-only puts)"),
+        implementer: STORE.into(),
+    }
+}
+
+/// Runs `f` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    key: &str,
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, LocalError> + Send + 'static,
+) -> Result<T, LocalError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| LocalError::Task { key: key.into(), what, reason: e.to_string() })?
+}
+
 impl LocalDirStore {
     /// A store rooted at `root`, an existing absolute directory, that leaves
     /// the last `page_cache_bytes` of objects it wrote in the OS page cache.
@@ -109,9 +184,14 @@ impl LocalDirStore {
         LocalDirStore { root: Arc::new(root), url, window: Arc::new(window) }
     }
 
+    /// `file://<root>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The file of `key`, refusing keys that would leave the root.
-    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let bad = || StoreError::Other(format!("bad object key {key:?}"));
+    fn path(&self, key: &str) -> Result<PathBuf, LocalError> {
+        let bad = || LocalError::BadKey(key.into());
         if key.contains('\0') || key.contains('\\') {
             return Err(bad());
         }
@@ -124,10 +204,6 @@ impl LocalDirStore {
         }
         Ok(self.root.join(rel))
     }
-}
-
-fn io_error(key: &str, what: &str, e: std::io::Error) -> StoreError {
-    StoreError::Other(format!("object {key}: {what}: {e}"))
 }
 
 /// Syncs a directory, so that entries added to or removed from it are durable.
@@ -159,19 +235,19 @@ fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn put_blocking(root: &Path, path: &Path, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().ok_or_else(|| StoreError::Other(format!("bad object key {key:?}")))?;
+fn put_blocking(root: &Path, path: &Path, key: &str, bytes: &[u8]) -> Result<(), LocalError> {
+    let dir = path.parent().ok_or_else(|| LocalError::BadKey(key.into()))?;
     let open = || OpenOptions::new().write(true).create_new(true).open(path);
     let mut file = match open() {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             create_dirs_durably(root, dir).map_err(|e| io_error(key, "creating its directory", e))?;
             open().map_err(|e| match e.kind() {
-                ErrorKind::AlreadyExists => StoreError::AlreadyExists(key.into()),
+                ErrorKind::AlreadyExists => LocalError::AlreadyExists(key.into()),
                 _ => io_error(key, "creating", e),
             })?
         }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(StoreError::AlreadyExists(key.into())),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(LocalError::AlreadyExists(key.into())),
         Err(e) => return Err(io_error(key, "creating", e)),
     };
     let written = file
@@ -190,14 +266,36 @@ fn put_blocking(root: &Path, path: &Path, key: &str, bytes: &[u8]) -> Result<(),
     })
 }
 
-fn get_blocking(path: &Path, key: &str, range: Range<u64>, keep_cached: bool) -> Result<Bytes, StoreError> {
+fn meta_of(location: &ObjectPath, md: &std::fs::Metadata) -> ObjectMeta {
+    // Every Unix filesystem we run on keeps mtimes; the epoch stands in otherwise.
+    let last_modified = md.modified().map(DateTime::<Utc>::from).unwrap_or_default();
+    ObjectMeta { location: location.clone(), last_modified, size: md.len(), e_tag: None, version: None }
+}
+
+fn get_blocking(
+    path: &Path,
+    location: &ObjectPath,
+    options: &GetOptions,
+    keep_cached: bool,
+) -> object_store::Result<(ObjectMeta, std::ops::Range<u64>, Bytes)> {
+    let key = location.as_ref();
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound(key.into())),
-        Err(e) => return Err(io_error(key, "opening", e)),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(LocalError::NotFound(key.into()).into()),
+        Err(e) => return Err(io_error(key, "opening", e).into()),
     };
+    let md = file.metadata().map_err(|e| io_error(key, "reading its metadata", e))?;
+    let meta = meta_of(location, &md);
+    options.check_preconditions(&meta)?;
+    let range = match &options.range {
+        Some(r) => r.as_range(meta.size).map_err(|e| object_store::Error::Generic { store: STORE, source: Box::new(e) })?,
+        None => 0..meta.size,
+    };
+    if options.head {
+        return Ok((meta, range, Bytes::new()));
+    }
     let want = range.end - range.start;
-    let len = usize::try_from(want).map_err(|_| StoreError::Other(format!("object {key}: range {range:?} too large")))?;
+    let len = usize::try_from(want).map_err(|_| LocalError::TooLarge { key: key.into(), start: range.start, end: range.end })?;
     file.seek(SeekFrom::Start(range.start)).map_err(|e| io_error(key, "seeking", e))?;
     // read_to_end fills the spare capacity without zeroing it first.
     let mut buf = Vec::with_capacity(len);
@@ -205,77 +303,209 @@ fn get_blocking(path: &Path, key: &str, range: Range<u64>, keep_cached: bool) ->
     if !keep_cached {
         drop_cached(&file);
     }
-    if buf.len() != len {
-        return Err(StoreError::Other(format!(
-            "object {key}: range {range:?} is beyond its end ({} bytes read)",
-            buf.len()
-        )));
-    }
-    Ok(Bytes::from(buf))
+    // A file shorter than its metadata said (truncated meanwhile) gives a short
+    // answer, which the caller sees by its length.
+    let got = range.start..range.start + buf.len() as u64;
+    Ok((meta, got, Bytes::from(buf)))
 }
 
-impl ObjectStoreClient for LocalDirStore {
-    fn put_create(&self, key: &str, bytes: Bytes) -> StoreFuture<'_, ()> {
-        let key = key.to_owned();
-        Box::pin(async move {
-            let path = self.path(&key)?;
-            let root = self.root.clone();
-            let window = self.window.clone();
-            tokio::task::spawn_blocking(move || {
-                put_blocking(&root, &path, &key, &bytes)?;
-                for old in window.admit(&path, bytes.len() as u64) {
-                    if let Ok(f) = File::open(&old) {
-                        drop_cached(&f);
-                    }
-                }
-                Ok(())
-            })
-            .await
-                .map_err(|e| StoreError::Other(format!("object write task failed: {e}")))?
-        })
-    }
-
-    fn get_range(&self, key: &str, range: Range<u64>) -> StoreFuture<'_, Bytes> {
-        let key = key.to_owned();
-        Box::pin(async move {
-            let path = self.path(&key)?;
-            if range.start >= range.end {
-                return Ok(Bytes::new());
+/// Every object under `dir` (a directory below `root`), sorted by key.
+fn list_blocking(root: &Path, dir: &Path) -> Result<Vec<ObjectMeta>, LocalError> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            // Nothing there, or an object: a prefix matches whole path segments below it.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => continue,
+            Err(e) => return Err(io_error(&d.display().to_string(), "listing", e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&d.display().to_string(), "listing", e))?;
+            let path = entry.path();
+            let md = match entry.metadata() {
+                Ok(md) => md,
+                // Deleted while we listed.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(&path.display().to_string(), "listing", e)),
+            };
+            if md.is_dir() {
+                todo.push(path);
+                continue;
             }
-            let keep_cached = self.window.contains(&path);
-            tokio::task::spawn_blocking(move || get_blocking(&path, &key, range, keep_cached))
+            // Files whose names are no object key (not ours) are left out.
+            let key = path.strip_prefix(root).ok().and_then(|rel| rel.to_str()).and_then(|k| ObjectPath::parse(k).ok());
+            if let Some(location) = key {
+                out.push(meta_of(&location, &md));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(out)
+}
+
+impl std::fmt::Display for LocalDirStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{STORE}({})", self.url)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalDirStore {
+    async fn put_opts(&self, location: &ObjectPath, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        if opts.mode != PutMode::Create {
+            return Err(not_implemented("put_opts with a mode other than PutMode::Create"));
+        }
+        if !opts.attributes.is_empty() {
+            return Err(not_implemented("put_opts with attributes"));
+        }
+        let key = location.to_string();
+        let path = self.path(&key)?;
+        let root = self.root.clone();
+        let window = self.window.clone();
+        let bytes = Bytes::from(payload);
+        blocking(&key.clone(), "object write", move || {
+            put_blocking(&root, &path, &key, &bytes)?;
+            for old in window.admit(&path, bytes.len() as u64) {
+                if let Ok(f) = File::open(&old) {
+                    drop_cached(&f);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(PutResult { e_tag: None, version: None, extensions: Default::default() })
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        _location: &ObjectPath,
+        _opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        Err(not_implemented("put_multipart_opts"))
+    }
+
+    async fn get_opts(&self, location: &ObjectPath, options: GetOptions) -> object_store::Result<GetResult> {
+        let key = location.to_string();
+        let path = self.path(&key)?;
+        let keep_cached = self.window.contains(&path);
+        let location = location.clone();
+        let (meta, range, bytes) =
+            tokio::task::spawn_blocking(move || get_blocking(&path, &location, &options, keep_cached))
                 .await
-                .map_err(|e| StoreError::Other(format!("object read task failed: {e}")))?
+                .map_err(|e| LocalError::Task { key, what: "object read", reason: e.to_string() })??;
+        let payload = futures_util::stream::once(futures_util::future::ready(Ok(bytes))).boxed();
+        Ok(GetResult {
+            payload: GetResultPayload::Stream(payload),
+            meta,
+            range,
+            attributes: Default::default(),
+            extensions: Default::default(),
         })
     }
 
-    fn describe(&self) -> String {
-        self.url.clone()
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
+        let store = self.clone();
+        locations
+            .and_then(move |location| {
+                let store = store.clone();
+                async move {
+                    let key = location.to_string();
+                    let path = store.path(&key)?;
+                    blocking(&key.clone(), "object delete", move || match std::fs::remove_file(&path) {
+                        // Like S3: deleting what is not there succeeds.
+                        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(&key, "deleting", e)),
+                        _ => Ok(()),
+                    })
+                    .await?;
+                    Ok(location)
+                }
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&ObjectPath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let root = self.root.clone();
+        let dir = match prefix.map(|p| p.to_string()).filter(|p| !p.is_empty()) {
+            None => Ok(root.as_ref().clone()),
+            Some(p) => self.path(&p),
+        };
+        let listed = async move {
+            let dir = dir?;
+            let metas = blocking("(listing)", "list", move || list_blocking(&root, &dir)).await?;
+            Ok::<_, object_store::Error>(futures_util::stream::iter(metas.into_iter().map(Ok)))
+        };
+        futures_util::stream::once(listed).try_flatten().boxed()
+    }
+
+    async fn list_with_delimiter(&self, _prefix: Option<&ObjectPath>) -> object_store::Result<ListResult> {
+        Err(not_implemented("list_with_delimiter"))
+    }
+
+    async fn copy_opts(&self, _from: &ObjectPath, _to: &ObjectPath, _options: CopyOptions) -> object_store::Result<()> {
+        Err(not_implemented("copy_opts"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
+
+    fn p(key: &str) -> ObjectPath {
+        ObjectPath::parse(key).unwrap()
+    }
 
     #[tokio::test]
-    async fn create_only_puts_ranged_reads_and_bad_keys() {
+    async fn create_only_puts_ranged_reads_head_list_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalDirStore::new(dir.path().to_owned(), 1 << 20);
-        store.put_create("objects/ab/o-1", Bytes::from_static(b"hello world")).await.unwrap();
-        assert_eq!(
-            store.put_create("objects/ab/o-1", Bytes::from_static(b"x")).await,
-            Err(StoreError::AlreadyExists("objects/ab/o-1".into()))
-        );
-        assert_eq!(&store.get_range("objects/ab/o-1", 6..11).await.unwrap()[..], b"world");
-        assert!(store.get_range("objects/ab/o-1", 6..12).await.is_err(), "past the end");
-        assert!(matches!(store.get_range("objects/ab/none", 0..1).await, Err(StoreError::NotFound(_))));
+        let create = || PutOptions::from(PutMode::Create);
+        store.put_opts(&p("objects/ab/o-1"), Bytes::from_static(b"hello world").into(), create()).await.unwrap();
+        let again = store.put_opts(&p("objects/ab/o-1"), Bytes::from_static(b"x").into(), create()).await;
+        assert!(matches!(again, Err(object_store::Error::AlreadyExists { .. })), "{again:?}");
+        assert_eq!(&store.get_range(&p("objects/ab/o-1"), 6..11).await.unwrap()[..], b"world");
+        // ObjectStore's ranges: an end past the object is cut to the object.
+        assert_eq!(&store.get_range(&p("objects/ab/o-1"), 6..99).await.unwrap()[..], b"world");
+        assert!(store.get_range(&p("objects/ab/o-1"), 11..12).await.is_err(), "starts at the end");
+        assert_eq!(&store.get(&p("objects/ab/o-1")).await.unwrap().bytes().await.unwrap()[..], b"hello world");
+        assert_eq!(store.head(&p("objects/ab/o-1")).await.unwrap().size, 11);
+        assert!(matches!(store.get_range(&p("objects/ab/none"), 0..1).await, Err(object_store::Error::NotFound { .. })));
         assert_eq!(std::fs::read(dir.path().join("objects/ab/o-1")).unwrap(), b"hello world");
         // Nothing but the object itself in its directory (no staging files left).
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("objects/ab")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("objects/ab")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("o-1")]);
+
+        store.put_opts(&p("objects/cd/o-2"), Bytes::from_static(b"2").into(), create()).await.unwrap();
+        store.put_opts(&p("snapshots/7"), Bytes::from_static(b"s").into(), create()).await.unwrap();
+        let listed: Vec<_> = store.list(Some(&p("objects"))).map_ok(|m| (m.location.to_string(), m.size)).try_collect().await.unwrap();
+        assert_eq!(listed, vec![("objects/ab/o-1".to_string(), 11), ("objects/cd/o-2".to_string(), 1)]);
+        assert_eq!(store.list(None).try_collect::<Vec<_>>().await.unwrap().len(), 3);
+        assert!(store.list(Some(&p("nothing/here"))).try_collect::<Vec<_>>().await.unwrap().is_empty());
+        assert!(store.list(Some(&p("snapshots/7"))).try_collect::<Vec<_>>().await.unwrap().is_empty());
+        store.delete(&p("objects/ab/o-1")).await.unwrap();
+        store.delete(&p("objects/ab/o-1")).await.unwrap();
+        assert!(matches!(store.head(&p("objects/ab/o-1")).await, Err(object_store::Error::NotFound { .. })));
+
+        let overwrite = store.put(&p("objects/cd/o-2"), Bytes::from_static(b"x").into()).await;
+        assert!(matches!(overwrite, Err(object_store::Error::NotImplemented { .. })), "{overwrite:?}");
+        assert_eq!(std::fs::read(dir.path().join("objects/cd/o-2")).unwrap(), b"2");
+    }
+
+    #[tokio::test]
+    async fn keys_that_would_leave_the_root_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path().join("root"), 1 << 20);
         for bad in ["", "/etc/passwd", "../x", "objects/../../x", "a//b", "a/./b", "a/", "a\\b"] {
-            assert!(store.put_create(bad, Bytes::from_static(b"x")).await.is_err(), "{bad:?}");
+            assert!(matches!(store.path(bad), Err(LocalError::BadKey(_))), "{bad:?}");
         }
+        // object_store's own paths escape such segments rather than follow them.
+        let escaped = ObjectPath::from_iter(["..", "x"]);
+        store.put_opts(&escaped, Bytes::from_static(b"x").into(), PutMode::Create.into()).await.unwrap();
+        assert!(!dir.path().join("x").exists());
     }
 }

@@ -1,0 +1,86 @@
+"""Retention with a real client: records past retention.ms, or beyond
+retention.bytes, leave the log (the low watermark moves, consumers from the
+beginning start after them); a compacted topic keeps everything."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+CHECK_MS = 300  # log.retention.check.interval.ms for this broker
+
+
+def produce_in_separate_objects(bootstrap: str, topic: str, batches: list[list[tuple[bytes, int | None]]]) -> None:
+    """Each batch is flushed (and so stored) on its own before the next."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+    for batch in batches:
+        errors = []
+        for value, ts in batch:
+            kw = {"timestamp": ts} if ts is not None else {}
+            p.produce(topic, value=value, partition=0, on_delivery=lambda e, m: errors.append(e) if e else None, **kw)
+        assert p.flush(15) == 0
+        assert not errors, errors
+
+
+def low_watermark(bootstrap: str, topic: str) -> tuple[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "wm"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        c.close()
+
+
+def wait_low_watermark(bootstrap: str, topic: str, want: int, deadline_s: float = 20.0) -> tuple[int, int]:
+    end = time.monotonic() + deadline_s
+    wm = low_watermark(bootstrap, topic)
+    while wm[0] != want and time.monotonic() < end:
+        time.sleep(0.1)
+        wm = low_watermark(bootstrap, topic)
+    return wm
+
+
+def values_from_beginning(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    got = []
+    try:
+        c.assign([TopicPartition(topic, 0, -2)])  # OFFSET_BEGINNING
+        end = time.monotonic() + 15
+        while len(got) < count and time.monotonic() < end:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+    finally:
+        c.close()
+    return got
+
+
+def test_retention_ms_and_bytes_move_the_log_start(new_broker):
+    b = new_broker(args=["--config", f"log.retention.check.interval.ms={CHECK_MS}"], name="retention").start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    topics = {
+        "by-time": {"retention.ms": "60000"},
+        "by-size": {"retention.bytes": "1", "retention.ms": "-1"},
+        "compacted": {"retention.bytes": "1", "retention.ms": "1", "cleanup.policy": "compact"},
+    }
+    for f in admin.create_topics([NewTopic(t, 1, config=c) for t, c in topics.items()]).values():
+        f.result(15)
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    old = [(b"old-%d" % i, hour_ago) for i in range(5)]
+    new = [(b"new-%d" % i, None) for i in range(3)]
+    produce_in_separate_objects(b.bootstrap, "by-time", [old, new])
+    # retention.ms: the hour-old records go, the fresh ones stay.
+    assert wait_low_watermark(b.bootstrap, "by-time", 5) == (5, 8)
+    assert values_from_beginning(b.bootstrap, "by-time", 3) == [v for v, _ in new]
+
+    keyed = [[(b"k%d" % i, None)] for i in range(4)]
+    produce_in_separate_objects(b.bootstrap, "by-size", keyed)
+    # retention.bytes=1: everything but the newest stored extent goes.
+    assert wait_low_watermark(b.bootstrap, "by-size", 3) == (3, 4)
+    assert values_from_beginning(b.bootstrap, "by-size", 1) == [b"k3"]
+
+    produce_in_separate_objects(b.bootstrap, "compacted", keyed)
+    time.sleep(3 * CHECK_MS / 1000)
+    assert low_watermark(b.bootstrap, "compacted") == (0, 4), "cleanup.policy=compact: retention deletes nothing"
