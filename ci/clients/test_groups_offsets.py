@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
 
 from conftest import group_broker_args
-from groups import admin, committed_offsets, create_topic, end_offsets, produce_numbered, wait_until
+from groups import admin, committed_offsets, create_topic, end_offsets, forget_admin, produce_numbered, wait_until
 
 PARTITIONS = 4
 DEADLINE = 60
@@ -113,6 +113,7 @@ def test_committed_offsets_survive_a_broker_restart(new_broker, group, topic, ho
     else:
         assert brk.stop() == 0, brk.log_tail()
     brk.start()
+    forget_admin(b)  # a new AdminClient, as after any outage of the whole cluster (see forget_admin)
 
     wait_until(lambda: _try(lambda: committed_offsets(b, group)) is not None, 30, "OffsetFetch after the restart")
     assert committed_offsets(b, group) == {(topic, p): o for p, o in want.items()}, "offsets after the restart"

@@ -62,6 +62,15 @@ def admin(bootstrap: str) -> AdminClient:
     return _ADMINS[bootstrap]
 
 
+def forget_admin(bootstrap: str) -> None:
+    """Drops the AdminClient of a broker that was restarted: after every
+    broker of its cluster went away, librdkafka 2.16 decommissions the broker
+    it knew and may queue later requests on that terminating handle, which
+    never connects again (seen as _TIMED_OUT "Failed while waiting for
+    response from broker" with nothing sent on the wire)."""
+    _ADMINS.pop(bootstrap, None)
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30) -> None:
     a = admin(bootstrap)
     a.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout)
