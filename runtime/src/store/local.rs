@@ -14,12 +14,14 @@
 //! directory update per object, and full `fsync`s.)
 //!
 //! Reads open the file and read the range into a buffer that is not zeroed
-//! first. All file IO runs on tokio's blocking pool.
+//! first. Only the objects written last (`--page-cache-bytes`) keep their
+//! pages in the OS page cache; see [`PageCacheWindow`]. All file IO runs on
+//! tokio's blocking pool.
 
+use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
-use std::collections::{HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
