@@ -122,7 +122,8 @@ fn encode_value(t: &Type, e: &str, w: &str) -> String {
             Prim::Float64 => format!("::bytes::BufMut::put_f64({w}, *{e});"),
             Prim::Uuid => format!("crate::codec::wire::put_uuid({w}, {e});"),
             Prim::String => format!("crate::codec::wire::put_string({w}, {e}, flex)?;"),
-            Prim::Bytes | Prim::Records => format!("crate::codec::wire::put_bytes({w}, {e}, flex)?;"),
+            Prim::Bytes => format!("crate::codec::wire::put_bytes({w}, {e}, flex)?;"),
+            Prim::Records => format!("crate::codec::wire::put_records({w}, {e}, flex)?;"),
         },
         Type::Array(inner) => format!(
             "crate::codec::wire::put_array_len({w}, ::std::option::Option::Some(({e}).len()), flex)?; for item in ({e}).iter() {{ {} }}",

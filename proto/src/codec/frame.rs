@@ -75,7 +75,13 @@ pub fn begin_frame(w: &mut BytesMut) -> usize {
 
 /// Writes the size of the frame begun at `at` into its prefix.
 pub fn end_frame(w: &mut BytesMut, at: usize) -> Result<(), crate::codec::error::EncodeError> {
-    let len = w.len() - at - 4;
+    end_frame_with(w, at, 0)
+}
+
+/// Like [`end_frame`], for a frame of which `outside` bytes were left out of
+/// `w` (deferred records, sent from their own buffers).
+pub fn end_frame_with(w: &mut BytesMut, at: usize, outside: usize) -> Result<(), crate::codec::error::EncodeError> {
+    let len = w.len() - at - 4 + outside;
     let size = i32::try_from(len).map_err(|_| crate::codec::error::EncodeErrorKind::TooLong(len))?;
     w[at..at + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())

@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{DecodeError, DecodeErrorKind, EncodeError};
-use super::frame::{begin_frame, end_frame};
+use super::frame::{begin_frame, end_frame, end_frame_with};
 use super::wire;
 use crate::messages::{ApiKey, RequestBody, ResponseBody};
 
@@ -180,6 +180,26 @@ pub fn encode_response_frame(
     ResponseHeader { correlation_id }.encode(w, response_header_version(body.api_key(), version));
     body.encode(w, version)?;
     end_frame(w, at)
+}
+
+/// Like [`encode_response_frame`], but large records fields (fetch data) are
+/// not copied into `w`: they are returned with the position in `w` where each
+/// belongs, and the frame's size prefix counts them. Sending `w` and the
+/// records interleaved sends the frame.
+pub fn encode_response_frame_deferred(
+    w: &mut BytesMut,
+    correlation_id: i32,
+    version: i16,
+    body: &ResponseBody,
+) -> Result<Vec<(usize, Bytes)>, EncodeError> {
+    let at = begin_frame(w);
+    let (encoded, records) = wire::with_deferred_records(w, |w| {
+        ResponseHeader { correlation_id }.encode(w, response_header_version(body.api_key(), version));
+        body.encode(w, version)
+    });
+    encoded?;
+    end_frame_with(w, at, records.iter().map(|(_, b)| b.len()).sum())?;
+    Ok(records)
 }
 
 /// Decodes a response frame (after the size prefix) of api `key` at `version`,

@@ -350,6 +350,68 @@ pub fn put_bytes(w: &mut BytesMut, b: &[u8], flexible: bool) -> W<()> {
     put_nullable_bytes(w, Some(b), flexible)
 }
 
+/// Records at least this long are left out of the buffer, not copied, while
+/// [`with_deferred_records`] is encoding into it.
+pub const DEFER_MIN_RECORDS: usize = 16 * 1024;
+
+struct DeferSink {
+    /// Address of the buffer whose records are deferred (not a nested
+    /// scratch buffer, such as a tagged field's).
+    target: usize,
+    chunks: Vec<(usize, Bytes)>,
+}
+
+std::thread_local! {
+    // Thread-local so that the generated encoders, which see only the
+    // buffer, need no extra parameter; set only for the span of one
+    // `with_deferred_records` call, which encodes synchronously.
+    static DEFER: std::cell::RefCell<Option<DeferSink>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes a records field (bytes on the wire). Under [`with_deferred_records`],
+/// large records are not copied: the length goes into `w`, the bytes are
+/// handed back with the position where they belong.
+#[inline]
+pub fn put_records(w: &mut BytesMut, b: &Bytes, flexible: bool) -> W<()> {
+    put_length(w, Some(b.len()), flexible, true)?;
+    if b.len() >= DEFER_MIN_RECORDS {
+        let at = w.len();
+        let target = w as *const BytesMut as usize;
+        let deferred = DEFER.with(|d| match d.borrow_mut().as_mut() {
+            Some(sink) if sink.target == target => {
+                sink.chunks.push((at, b.clone()));
+                true
+            }
+            _ => false,
+        });
+        if deferred {
+            return Ok(());
+        }
+    }
+    w.put_slice(b);
+    Ok(())
+}
+
+/// Runs `encode` on `w` with the large records fields it writes left out of
+/// `w`; returns them with the position in `w` at which each belongs (in
+/// order). Writing `w` and the records interleaved gives the full encoding,
+/// without copying the records into `w`.
+pub fn with_deferred_records<R>(w: &mut BytesMut, encode: impl FnOnce(&mut BytesMut) -> R) -> (R, Vec<(usize, Bytes)>) {
+    struct Restore(Option<DeferSink>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            DEFER.with(|d| *d.borrow_mut() = prev);
+        }
+    }
+    let sink = DeferSink { target: w as *const BytesMut as usize, chunks: Vec::new() };
+    let restore = Restore(DEFER.with(|d| d.replace(Some(sink))));
+    let r = encode(w);
+    let chunks = DEFER.with(|d| d.borrow_mut().take()).map(|s| s.chunks).unwrap_or_default();
+    drop(restore);
+    (r, chunks)
+}
+
 /// Writes an array count (`None` is a null array).
 #[inline]
 pub fn put_array_len(w: &mut BytesMut, len: Option<usize>, flexible: bool) -> W<()> {

@@ -18,15 +18,16 @@
 //! for `idle_timeout` is closed.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use strata_core::broker::api_versions_fallback;
 use strata_core::io::{ConnId, Input};
-use strata_proto::codec::header::{encode_response_frame, Request, RequestError};
+use strata_proto::codec::header::{encode_response_frame_deferred, Request, RequestError};
 use strata_proto::{ApiKey, FrameDecoder, ResponseBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -257,6 +258,48 @@ async fn read_frame(rd: &mut BufReader<OwnedReadHalf>, frame: &mut BytesMut, len
     Ok(())
 }
 
+/// Most slices handed to one vectored write (below every system's IOV_MAX).
+const MAX_IOV: usize = 64;
+
+/// Writes `buf` with `records[i].1` inserted at position `records[i].0`
+/// (positions in order), with vectored writes: the records are not copied.
+async fn write_all_parts(wr: &mut OwnedWriteHalf, buf: &[u8], records: &[(usize, Bytes)]) -> std::io::Result<()> {
+    if records.is_empty() {
+        return wr.write_all(buf).await;
+    }
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * records.len() + 1);
+    let mut at = 0;
+    for (pos, bytes) in records {
+        parts.push(&buf[at..*pos]);
+        parts.push(bytes);
+        at = *pos;
+    }
+    parts.push(&buf[at..]);
+    parts.retain(|p| !p.is_empty());
+    let (mut i, mut off) = (0usize, 0usize);
+    while i < parts.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[i][off..]))
+            .chain(parts[i + 1..].iter().take(MAX_IOV - 1).map(|p| IoSlice::new(p)))
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && i < parts.len() {
+            let left = parts[i].len() - off;
+            if n >= left {
+                n -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn version_supported(key: ApiKey, version: i16) -> bool {
     let (lo, hi) = key.versions();
     (lo..=hi).contains(&version)
@@ -274,6 +317,9 @@ async fn write_loop(
     let mut ready: BTreeMap<u64, Option<(i32, i16, ResponseBody)>> = BTreeMap::new();
     let mut drain_at: Option<u64> = None;
     let mut buf = BytesMut::new();
+    // Records left out of `buf` (fetch data), with where they go in it.
+    let mut records: Vec<(usize, Bytes)> = Vec::new();
+    let mut records_len = 0usize;
     loop {
         if drain_at.is_some_and(|d| next >= d) {
             let _ = wr.shutdown().await;
@@ -303,12 +349,20 @@ async fn write_loop(
             let mut freed_bytes = 0usize;
             while let Some(entry) = ready.remove(&next) {
                 if let Some((correlation_id, api_version, body)) = entry {
-                    if let Err(e) = encode_response_frame(&mut buf, correlation_id, api_version, &body) {
-                        tracing::error!(
-                            conn, %peer, api_key = body.api_key() as i16, api_version, error = %e,
-                            "cannot encode a response; closing the connection"
-                        );
-                        return;
+                    // Fetch data is not copied here: it is written from the
+                    // response's own buffers, between the encoded parts.
+                    match encode_response_frame_deferred(&mut buf, correlation_id, api_version, &body) {
+                        Ok(deferred) => {
+                            records_len += deferred.iter().map(|(_, b)| b.len()).sum::<usize>();
+                            records.extend(deferred);
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                conn, %peer, api_key = body.api_key() as i16, api_version, error = %e,
+                                "cannot encode a response; closing the connection"
+                            );
+                            return;
+                        }
                     }
                 }
                 next += 1;
@@ -317,7 +371,7 @@ async fn write_loop(
                     freed_bytes += size as usize;
                     tracing::trace!(conn, us = read_at.elapsed().as_micros() as u64, "answered");
                 }
-                if buf.len() >= WRITE_CHUNK {
+                if buf.len() + records_len >= WRITE_CHUNK {
                     break;
                 }
             }
@@ -326,10 +380,12 @@ async fn write_loop(
             }
             if !buf.is_empty() {
                 // flush: a no-op on a real socket; madsim's stream sends on flush.
-                let written = match wr.write_all(&buf).await {
+                let written = match write_all_parts(&mut wr, &buf, &records).await {
                     Ok(()) => wr.flush().await,
                     Err(e) => Err(e),
                 };
+                records.clear();
+                records_len = 0;
                 if let Err(e) = written {
                     tracing::debug!(conn, %peer, error = %e, "connection write failed");
                     return;
@@ -343,5 +399,52 @@ async fn write_loop(
             shared.inflight.add_permits(answered);
             shared.bytes.add_permits(freed_bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Many large records: the socket takes them in partial writes, and more
+    /// than `MAX_IOV` parts need several vectored writes.
+    #[tokio::test]
+    async fn vectored_writes_send_the_buffer_with_the_records_in_place() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted, client) = tokio::join!(listener.accept(), TcpStream::connect(addr));
+        let (_rd, mut wr) = crate::compat::split(accepted.unwrap().0);
+        let mut client = client.unwrap();
+
+        let buf: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        // At the start, back to back at one position, and at the very end.
+        let mut positions: Vec<usize> = vec![0, 0];
+        positions.extend((1..200).map(|i| i * 24));
+        positions.extend([buf.len(), buf.len()]);
+        let records: Vec<(usize, Bytes)> = positions
+            .iter()
+            .enumerate()
+            .map(|(i, &at)| (at, Bytes::from(vec![i as u8; 30_000 + i])))
+            .collect();
+        let mut expected = Vec::new();
+        let mut at = 0;
+        for (pos, b) in &records {
+            expected.extend_from_slice(&buf[at..*pos]);
+            expected.extend_from_slice(b);
+            at = *pos;
+        }
+        expected.extend_from_slice(&buf[at..]);
+
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        write_all_parts(&mut wr, &buf, &records).await.unwrap();
+        wr.shutdown().await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "the bytes sent differ from the spliced frame");
     }
 }

@@ -18,9 +18,10 @@
 //! are `NotImplemented`.
 //!
 //! Reads open the file and read the range into a buffer that is not zeroed
-//! first. Deletes unlink without a sync: an object deleted again after a crash
-//! is still garbage. Listing walks the directory. All file IO runs on tokio's
-//! blocking pool.
+//! first. Only the objects written last (`--page-cache-bytes`) keep their
+//! pages in the OS page cache; see [`PageCacheWindow`]. Deletes unlink without
+//! a sync: an object deleted again after a crash is still garbage. Listing
+//! walks the directory. All file IO runs on tokio's blocking pool.
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
