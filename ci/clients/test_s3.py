@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import random
 import subprocess
-import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
 import kafka_wire
+from readback import read_partitions
 import moto_server
 from conftest import require_own_brokers
 from strata_broker import free_port, strata_bin
@@ -58,28 +58,7 @@ def s3_args(moto, bucket: str, prefix: str) -> list[str]:
 
 def read_all(bootstrap: str, topic: str) -> dict[int, dict[int, tuple]]:
     """Every record of every partition, by offset: (key, value, headers)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "strata-ci-assign-only", "enable.auto.commit": False,
-                  "auto.offset.reset": "error", "enable.partition.eof": True})
-    logs: dict[int, dict[int, tuple]] = {q: {} for q in range(PARTITIONS)}
-    try:
-        hw = {q: c.get_watermark_offsets(TopicPartition(topic, q), timeout=10, cached=False)[1] for q in range(PARTITIONS)}
-        c.assign([TopicPartition(topic, q, 0) for q in range(PARTITIONS)])
-        deadline = time.monotonic() + 120
-        while sum(map(len, logs.values())) < sum(hw.values()) and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise AssertionError(f"consumer error: {m.error()}")
-            assert m.offset() not in logs[m.partition()], f"offset {m.offset()} delivered twice"
-            logs[m.partition()][m.offset()] = (m.key(), m.value(), m.headers())
-    finally:
-        c.close()
-    for q in range(PARTITIONS):
-        assert sorted(logs[q]) == list(range(hw[q])), f"partition {q}: offsets not dense 0..{hw[q] - 1}"
-    return logs
+    return read_partitions(bootstrap, topic, PARTITIONS, record=lambda m: (m.key(), m.value(), m.headers()), deadline_s=120)
 
 
 def test_acknowledged_records_survive_kill9_and_restart_on_s3(moto, s3_env, new_broker):
