@@ -122,7 +122,7 @@ def sync_commits(bootstrap, topic) -> str:
     assert assigned.is_set(), "the sync committer was not assigned"
     parts = [tp.partition for tp in c.assignment()]
     lat = []
-    errors = 0
+    errors: dict[str, int] = {}
     i = 0
     end = time.monotonic() + COMMIT_SECS
     while time.monotonic() < end:
@@ -130,25 +130,28 @@ def sync_commits(bootstrap, topic) -> str:
         t0 = time.perf_counter()
         try:
             c.commit(offsets=[TopicPartition(topic, p, 1 + i % 1000)], asynchronous=False)
-        except KafkaException:
-            errors += 1
+        except KafkaException as e:
+            name = e.args[0].name()
+            errors[name] = errors.get(name, 0) + 1
         lat.append(time.perf_counter() - t0)
         i += 1
     c.close()
     lat.sort()
     q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000  # noqa: E731
     return (f"sync commits, 1 member: {len(lat) / COMMIT_SECS:.0f} commits/s "
-            f"(latency p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {lat[-1] * 1000:.1f} ms; errors {errors})")
+            f"(latency p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {lat[-1] * 1000:.1f} ms; errors {errors or 0})")
 
 
 def async_member(bootstrap, topic, group, name, ready, go, results):
-    done = {"ok": 0, "err": 0, "parts": 0}
+    done = {"ok": 0, "err": 0, "parts": 0, "errors": {}}
     inflight = [0]
 
     def on_commit(err, tps):
         inflight[0] -= 1
         if err is not None or any(tp.error for tp in tps):
             done["err"] += 1
+            name = err.name() if err is not None else next(tp.error.name() for tp in tps if tp.error)
+            done["errors"][name] = done["errors"].get(name, 0) + 1
         else:
             done["ok"] += 1
             done["parts"] += len(tps)
@@ -175,7 +178,7 @@ def async_member(bootstrap, topic, group, name, ready, go, results):
     while inflight[0] > 0 and time.monotonic() < drain:
         c.poll(0.01)
     c.close()
-    results.put((name, len(parts), done["ok"], done["err"], done["parts"], t1 - t0))
+    results.put((name, len(parts), done["ok"], done["err"], done["parts"], t1 - t0, done["errors"]))
 
 
 def async_commits(bootstrap, topic) -> str:
@@ -205,11 +208,14 @@ def async_commits(bootstrap, topic) -> str:
         p.join(30)
     secs = max(r[5] for r in rows)
     ok = sum(r[2] for r in rows)
-    err = sum(r[3] for r in rows)
+    err: dict[str, int] = {}
+    for r in rows:
+        for k, n in r[6].items():
+            err[k] = err.get(k, 0) + n
     parts = sum(r[4] for r in rows)
     per = ", ".join(f"{r[0]}: {r[1]} partitions {r[2] / r[5]:.0f}/s" for r in sorted(rows))
     return (f"async commits, {MEMBERS} members, up to {WINDOW} in flight each, all own partitions per commit: "
-            f"{ok / secs:.0f} commits/s, {parts / secs:.0f} partition offsets/s (errors {err}; {per})")
+            f"{ok / secs:.0f} commits/s, {parts / secs:.0f} partition offsets/s (errors {err or 0}; {per})")
 
 
 def main() -> int:
