@@ -159,7 +159,7 @@ impl Broker {
                 return None;
             }
             let timer = self.fresh_id();
-            let group = Group::load(id, self.log.groups.get(id), self.now_ms, timer);
+            let group = Group::load(self.log.groups.get(id), self.now_ms, timer);
             self.groups.timers.insert(timer, id.to_string());
             self.groups.groups.insert(id.to_string(), group);
         }

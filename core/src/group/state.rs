@@ -89,8 +89,7 @@ pub(crate) struct Group {
 impl Group {
     /// The group as the applied log has it: its last generation's members,
     /// Stable (they keep heartbeating), or Empty.
-    pub fn load(id: &str, log: Option<&GroupLog>, now: u64, timer: TimerId) -> Group {
-        let _ = id;
+    pub fn load(log: Option<&GroupLog>, now: u64, timer: TimerId) -> Group {
         let mut g = Group {
             state: GroupState::Empty,
             generation: 0,
