@@ -13,11 +13,15 @@
 //!   or *may have happened* ([`AppendError::Unknown`]).
 //!
 //! Implementations: [`EmbeddedSequencer`] (an fsynced local file with group
-//! commit, the single-node default) and [`MemorySequencer`] (in memory, with
-//! fault injection, for tests). An etcd one and a simulated one come later.
+//! commit, the single-node default), [`EtcdSequencer`] (an etcd cluster shared
+//! by every broker; not in the simulator's build) and [`MemorySequencer`] (in
+//! memory, with fault injection, for tests). The simulator has its own.
 //!
-//! Revisions start at 1 and are dense: the n-th record ever appended has
-//! revision n. `0` means "nothing yet" (`current_revision` of an empty log).
+//! Revisions are positive and increase along the log; they are what orders
+//! it, and nothing may assume more. In particular they need not be dense: the
+//! embedded and memory sequencers number records 1, 2, 3, ..., but etcd's
+//! revision counts every change to any key, so its records' revisions have
+//! gaps. `0` means "nothing yet" (`current_revision` of an empty log).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -27,9 +31,13 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub mod embedded;
+#[cfg(not(madsim))] // real tokio and tonic: not in the simulator's build
+pub mod etcd;
 pub mod memory;
 
 pub use embedded::EmbeddedSequencer;
+#[cfg(not(madsim))]
+pub use etcd::EtcdSequencer;
 pub use memory::MemorySequencer;
 
 /// How many records a [`Watch`] buffers ahead of its reader. The producer side
@@ -58,21 +66,29 @@ pub trait Sequencer: Send + Sync {
     ///
     /// Dropping the future once it has started polling also leaves the outcome
     /// unknown.
+    ///
+    /// Order: of two appends on one sequencer, the one first polled earlier
+    /// gets the lower revision if both succeed (the runtime's appender relies
+    /// on it to keep a broker's commits in the order it proposed them).
     fn append(&self, record: Bytes) -> impl Future<Output = Result<u64, AppendError>> + Send;
 
     /// Streams every record with revision `>= from`, in revision order: first
     /// those already durable, then new ones as they become durable. A record
-    /// that is not durable is never delivered. `from == 0` means from the
-    /// beginning; `from` may be beyond the current revision (the stream then
-    /// waits for it).
+    /// that is not durable is never delivered, and none is delivered twice.
+    /// `from == 0` means from the beginning; `from` may be beyond the current
+    /// revision (the stream then waits for it). Revisions may skip numbers
+    /// (see the module docs): a gap is not a lost record.
     ///
-    /// The stream ends (`None`) after it has delivered an `Err`; it also ends
-    /// when the [`Watch`] is dropped, which stops the work behind it.
+    /// The stream ends (`None`) after it has delivered an `Err` (for example
+    /// [`SequencerError::Compacted`] when records from `from` on are gone);
+    /// the reader re-watches from the revision after the last one it got. It
+    /// also ends when the [`Watch`] is dropped, which stops the work behind it.
     fn watch(&self, from: u64) -> impl Future<Output = Result<Watch, SequencerError>> + Send;
 
-    /// The revision of the last durable record (0 for an empty log). A
-    /// linearizable read: it is at least the revision of every append that
-    /// resolved `Ok` before this call started.
+    /// The revision of the last durable record (0 for an empty log): a watch
+    /// read up to a record with this revision has seen every append that
+    /// resolved `Ok` before this call started (a linearizable read). It is
+    /// always a record's revision, never a number no watch delivers.
     fn current_revision(&self) -> impl Future<Output = Result<u64, SequencerError>> + Send;
 }
 
