@@ -79,6 +79,15 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<crate::store::Secret>,
 
+    /// Where the order of everything is kept (the sequencer): `embedded`, a
+    /// log in <data-dir>/log for a single broker; or
+    /// `etcd://HOST:PORT[,HOST:PORT...]`, the client addresses of an etcd
+    /// cluster shared by every broker of the Strata cluster, which keeps its
+    /// records under the key prefix /<cluster-id>/log/ (--cluster-id). etcd
+    /// must be running and reachable when the broker starts.
+    #[arg(long, env = "STRATA_SEQUENCER", default_value = "embedded", value_parser = parse_sequencer)]
+    pub sequencer: SequencerChoice,
+
     /// This broker's node id, as clients see it in Metadata.
     #[arg(long, env = "STRATA_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
@@ -192,6 +201,48 @@ pub struct ServeArgs {
     pub configs: Vec<String>,
 }
 
+/// The `--sequencer` choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequencerChoice {
+    /// The embedded log in `<data-dir>/log`.
+    Embedded,
+    /// An etcd cluster at these `host:port` client endpoints.
+    Etcd { endpoints: Vec<String> },
+}
+
+impl std::fmt::Display for SequencerChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SequencerChoice::Embedded => f.write_str("embedded"),
+            SequencerChoice::Etcd { endpoints } => write!(f, "etcd://{}", endpoints.join(",")),
+        }
+    }
+}
+
+/// Parses `embedded` or `etcd://HOST:PORT[,HOST:PORT...]`.
+pub fn parse_sequencer(s: &str) -> Result<SequencerChoice, String> {
+    const EXPECTED: &str = "expected `embedded` or `etcd://HOST:PORT[,HOST:PORT...]` (etcd's client addresses, e.g. etcd://127.0.0.1:2379)";
+    let s = s.trim();
+    if s == "embedded" {
+        return Ok(SequencerChoice::Embedded);
+    }
+    let Some(list) = s.strip_prefix("etcd://") else {
+        return Err(format!("`{s}`: {EXPECTED}"));
+    };
+    let mut endpoints = Vec::new();
+    for e in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let port_ok = e.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok || e.contains('/') {
+            return Err(format!("`{e}` is not HOST:PORT; {EXPECTED}"));
+        }
+        endpoints.push(e.to_owned());
+    }
+    if endpoints.is_empty() {
+        return Err(format!("no etcd address in `{s}`; {EXPECTED}"));
+    }
+    Ok(SequencerChoice::Etcd { endpoints })
+}
+
 impl ServeArgs {
     /// The `--config` pairs by name; an entry without `=` is an error naming it.
     pub fn static_props(&self) -> Result<std::collections::BTreeMap<String, String>, String> {
@@ -253,6 +304,19 @@ mod tests {
         let props = a.static_props().unwrap();
         assert_eq!(props["group.max.size"], "5");
         assert_eq!(props["offsets.retention.minutes"], "1");
+    }
+
+    #[test]
+    fn sequencer_flag() {
+        assert_eq!(ServeArgs::defaults().sequencer, SequencerChoice::Embedded);
+        let cli = Cli::parse_from(["strata", "serve", "--sequencer", "etcd://127.0.0.1:2379,etcd2:2379"]);
+        let Command::Serve(a) = cli.command else { panic!("parsed `serve`") };
+        let want = vec!["127.0.0.1:2379".to_owned(), "etcd2:2379".to_owned()];
+        assert_eq!(a.sequencer, SequencerChoice::Etcd { endpoints: want });
+        assert_eq!(a.sequencer.to_string(), "etcd://127.0.0.1:2379,etcd2:2379");
+        for bad in ["etcd", "etcd://", "etcd://host", "etcd://host:x", "zk://h:1", "etcd://h:1/p"] {
+            assert!(parse_sequencer(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

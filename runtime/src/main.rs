@@ -56,12 +56,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let (replayed, took) = server.replayed();
     println!(
-        "strata {} listening on {} (advertised {}), data in {}, objects in {}, sequencer: embedded ({} commits replayed in {} ms)",
+        "strata {} listening on {} (advertised {}), data in {}, objects in {}, sequencer: {} (replayed to revision {} in {} ms)",
         env!("CARGO_PKG_VERSION"),
         server.local_addr(),
         server.advertised(),
         args.data_dir.display(),
         server.objects(),
+        args.sequencer,
         replayed,
         took.as_millis()
     );

@@ -28,7 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::cli::ServeArgs;
+use crate::cli::{SequencerChoice, ServeArgs};
+#[cfg(not(madsim))]
+use crate::sequencer::EtcdSequencer;
 use crate::sequencer::{EmbeddedSequencer, Sequencer, SequencerError};
 use crate::store::{BlockCache, ObjectStoreBackend, OpenStoreError};
 use connection::ConnConfig;
@@ -145,6 +147,20 @@ pub enum ServeError {
         #[source]
         source: SequencerError,
     },
+    /// etcd (`--sequencer etcd://...`) cannot be reached.
+    #[error(
+        "cannot use etcd at {endpoints} (--sequencer): {source}. etcd must be running and \
+         reachable at that address before the broker starts: start it (or check the address, \
+         which is etcd's client URL, port 2379 by default), then start the broker again"
+    )]
+    Etcd {
+        endpoints: String,
+        #[source]
+        source: SequencerError,
+    },
+    /// The `--sequencer` is not available in this build.
+    #[error("--sequencer {0} is not available in this build")]
+    SequencerUnsupported(String),
     /// The sequencer log could not be replayed.
     #[error("cannot replay the sequencer log: {0}")]
     Replay(#[source] SequencerError),
@@ -248,8 +264,8 @@ pub fn draw_incarnation() -> u64 {
 }
 
 impl Server {
-    /// Opens what the flags name — the object store, the embedded sequencer in
-    /// `<data-dir>/log` — and starts the server on them. The listener is bound
+    /// Opens what the flags name — the object store, the sequencer (embedded in
+    /// `<data-dir>/log`, or etcd) — and starts the server on them. The listener is bound
     /// first, so a busy port fails before anything is created on disk.
     pub async fn open(args: &ServeArgs) -> Result<Server, ServeError> {
         let cfg = ServerConfig::from_args(args, draw_incarnation());
@@ -266,6 +282,9 @@ impl Server {
             None => format!("file://{}", data_dir.display()),
         };
         let store = ObjectStoreBackend::open_with(&url, &args.store_options()).await?;
+        if let SequencerChoice::Etcd { endpoints } = &args.sequencer {
+            return Server::start_etcd(listener, cfg, endpoints, &args.cluster_id, store).await;
+        }
         let log_dir = data_dir.join("log");
         let dir = log_dir.clone();
         let sequencer = tokio::task::spawn_blocking(move || EmbeddedSequencer::open(&dir))
@@ -273,6 +292,33 @@ impl Server {
             .expect("opening the sequencer panicked")
             .map_err(|source| ServeError::Sequencer { dir: log_dir, source })?;
         Server::start_on(listener, cfg, Arc::new(sequencer), store).await
+    }
+
+    /// Connects to etcd (`--sequencer etcd://...`) and starts on it.
+    #[cfg(not(madsim))]
+    async fn start_etcd(
+        listener: Bound,
+        cfg: ServerConfig,
+        endpoints: &[String],
+        cluster: &str,
+        store: ObjectStoreBackend,
+    ) -> Result<Server, ServeError> {
+        let sequencer = EtcdSequencer::connect(endpoints, cluster)
+            .await
+            .map_err(|source| ServeError::Etcd { endpoints: endpoints.join(","), source })?;
+        Server::start_on(listener, cfg, Arc::new(sequencer), store).await
+    }
+
+    /// The simulator's build has no etcd client.
+    #[cfg(madsim)]
+    async fn start_etcd(
+        _listener: Bound,
+        _cfg: ServerConfig,
+        endpoints: &[String],
+        _cluster: &str,
+        _store: ObjectStoreBackend,
+    ) -> Result<Server, ServeError> {
+        Err(ServeError::SequencerUnsupported(format!("etcd://{}", endpoints.join(","))))
     }
 
     /// Starts a server on `sequencer` and `store`: binds, replays the whole
@@ -326,7 +372,7 @@ impl Server {
         }
         drop(replay);
         let replay_time = started.elapsed();
-        tracing::info!(records = target, ms = replay_time.as_millis() as u64, "sequencer log replayed");
+        tracing::info!(revision = target, ms = replay_time.as_millis() as u64, "sequencer log replayed");
 
         let (stop, stop_rx) = watch::channel(false);
         let conn_cfg = Arc::new(ConnConfig {
@@ -376,7 +422,8 @@ impl Server {
         self.cache.lock().expect("cache lock").stats()
     }
 
-    /// How many sequencer records were replayed at start, and how long it took.
+    /// The revision replayed up to at start (on the embedded sequencer, whose
+    /// revisions are dense, the number of records), and how long it took.
     pub fn replayed(&self) -> (u64, Duration) {
         (self.replayed, self.replay_time)
     }
