@@ -7,6 +7,7 @@
 #   ci/clients/run.sh -k kcat              # extra arguments go to pytest
 #   CLIENTS_NO_INSTALL=1 ci/clients/run.sh # trust what is installed
 #   CLIENTS_INSTALL_ONLY=1 ci/clients/run.sh  # install, print the moto_server
+#                                          # path and, on a second line, the etcd
 #                                          # path (for ci/test's cargo test), exit
 #
 # Brokers listen on free loopback ports with data directories under a temp
@@ -58,6 +59,8 @@ install_deps() {
   command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
   command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
   command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+  # etcd for the etcd-sequencer tests (Debian's package starts no daemon in a container)
+  [ -n "${ETCD_SERVER:-}" ] || command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
   command -v "$PY" >/dev/null 2>&1 || need_apt+=(python3 python3-pip python3-venv)
   if [ ${#need_apt[@]} -gt 0 ]; then
     log "apt-get install ${need_apt[*]}"
@@ -115,6 +118,7 @@ START=$(date +%s)
 if [ "${CLIENTS_INSTALL_ONLY:-0}" = 1 ]; then
   install_deps >&2
   "$PY" -c 'import os, sysconfig; print(os.path.join(sysconfig.get_path("scripts"), "moto_server"))'
+  echo "${ETCD_SERVER:-$(command -v etcd || true)}"
   exit 0
 fi
 install_deps
