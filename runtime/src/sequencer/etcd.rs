@@ -117,7 +117,13 @@ impl EtcdSequencer {
         match tokio::time::timeout(CONNECT_CHECK_TIMEOUT, check).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                return Err(SequencerError::Unavailable(format!("etcd at {listed} did not answer: {e}")));
+                let why = match &e {
+                    etcd_client::Error::GRpcStatus(s) if connection_refused(s) => {
+                        "connection refused (nothing listens there)".to_owned()
+                    }
+                    _ => e.to_string(),
+                };
+                return Err(SequencerError::Unavailable(format!("etcd at {listed} did not answer: {why}")));
             }
             Err(_) => {
                 return Err(SequencerError::Unavailable(format!(
