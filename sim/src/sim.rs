@@ -160,6 +160,9 @@ struct Cluster {
     store: NodeHandle,
     brokers: Vec<NodeHandle>,
     clients: Vec<NodeHandle>,
+    /// Brokers between a kill and their restart: one kill at a time per broker
+    /// (madsim's restart of a running node would keep its old sockets).
+    down: Mutex<std::collections::BTreeSet<usize>>,
 }
 
 impl Cluster {
@@ -168,6 +171,32 @@ impl Cluster {
         v.extend(self.brokers.iter().enumerate().map(|(i, b)| (format!("broker{i}"), b.id())));
         v.extend(self.clients.iter().enumerate().map(|(i, c)| (format!("clients{i}"), c.id())));
         v
+    }
+}
+
+/// Kills broker `i` (unless it is down already) and restarts it after `down_for`.
+async fn kill_broker(cluster: &Cluster, i: usize, down_for: Duration, history: &History, how: &str) {
+    if !cluster.down.lock().unwrap().insert(i) {
+        return;
+    }
+    history.log("faults", format!("broker{i} {how}, restarts in {} ms", down_for.as_millis()));
+    let handle = Handle::current();
+    handle.kill(cluster.brokers[i].id());
+    tokio::time::sleep(down_for).await;
+    handle.restart(cluster.brokers[i].id());
+    cluster.down.lock().unwrap().remove(&i);
+}
+
+/// Carries out the crashes brokers decided at their crash points (the broker
+/// is frozen there until killed), for the whole run.
+async fn carry_out_crashes(cluster: Arc<Cluster>, history: History) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for (i, point) in crate::crash::take_pending() {
+            let (cluster, history) = (cluster.clone(), history.clone());
+            let how = format!("crashes {}", crate::crash::describe(point));
+            tokio::spawn(async move { kill_broker(&cluster, i, rand_ms(100, 4000), &history, &how).await });
+        }
     }
 }
 
@@ -238,11 +267,7 @@ async fn inject(cluster: Arc<Cluster>, profile: Profile, history: History, until
             }
             "broker-kill" => {
                 let i = (madsim::rand::random::<u64>() % cluster.brokers.len() as u64) as usize;
-                let d = rand_ms(100, 4000);
-                history.log("faults", format!("broker{i} killed, restarts in {} ms", d.as_millis()));
-                handle.kill(cluster.brokers[i].id());
-                tokio::time::sleep(d).await;
-                handle.restart(cluster.brokers[i].id());
+                kill_broker(&cluster, i, rand_ms(100, 4000), &history, "killed").await;
             }
             _ => {}
         }
@@ -264,6 +289,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     history.start();
     let handle = Handle::current();
     let faults = Arc::new(Faults::for_profile(opts.profile));
+    crate::crash::arm(faults.broker_crash);
     let seq_log = SeqLog::new();
     let objects = Arc::new(Objects::default());
     let seq_addr = SocketAddr::new(ip(10, 0, 0, 1), SEQ_PORT);
@@ -308,7 +334,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     // Nodes 0 and 1 run producers and consumers; then one node per group member.
     let clients: Vec<NodeHandle> =
         (0..2 + groups::MEMBERS as u8).map(|i| handle.create_node().name(format!("clients{i}")).ip(ip(10, 0, 2, i + 1)).build()).collect();
-    let cluster = Arc::new(Cluster { seq, store, brokers, clients });
+    let cluster = Arc::new(Cluster { seq, store, brokers, clients, down: Mutex::new(Default::default()) });
 
     // Set-up, without faults.
     set_faults_on(false);
@@ -333,6 +359,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
         work.push(node.spawn(groups::member(ctx.clone(), format!("gm{i}"), until)));
     }
     let injector = tokio::spawn(inject(cluster.clone(), opts.profile, history.clone(), until));
+    let _crashes = tokio::spawn(carry_out_crashes(cluster.clone(), history.clone()));
     let _ = injector.await;
     // Producers may still be retrying their last batch: give them time while healing.
     tokio::time::sleep(Duration::from_secs(1)).await;

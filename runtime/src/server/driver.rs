@@ -20,6 +20,7 @@ use strata_proto::ResponseBody;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::crash_point::{crash_point, CrashPoint};
 use super::timers::Timers;
 use crate::sequencer::{AppendError, Sequencer};
 use crate::store::{BlockCache, ObjectStoreBackend};
@@ -118,6 +119,8 @@ pub struct Driver {
     /// Bound on an object write.
     write_timeout: Duration,
     out: Vec<Output>,
+    /// The simulator crashed this broker at a crash point: do nothing more.
+    crashed: bool,
 }
 
 impl Driver {
@@ -150,12 +153,17 @@ impl Driver {
             applied,
             write_timeout,
             out: Vec::new(),
+            crashed: false,
         }
     }
 
     /// Runs until [`DriverMsg::Stop`] (or until every sender is gone).
     pub async fn run(mut self) {
         loop {
+            if self.crashed {
+                // Frozen at a crash point until the simulator kills the node.
+                std::future::pending::<()>().await;
+            }
             while let Some(input) = self.local.pop_front() {
                 self.feed(input);
             }
@@ -180,6 +188,14 @@ impl Driver {
             DriverMsg::Input(input) => {
                 if let Input::Closed { conn } = &input {
                     self.conns.remove(conn);
+                }
+                let point = match &input {
+                    Input::ObjectWritten { result: Ok(()), .. } => Some(CrashPoint::MidFlush),
+                    Input::Appended { result: AppendResult::Ok(_), .. } => Some(CrashPoint::MidCommit),
+                    _ => None,
+                };
+                if point.is_some_and(|p| self.crash_at(p)) {
+                    return;
                 }
                 self.feed(input);
             }
@@ -209,6 +225,11 @@ impl Driver {
         };
         let mut out = std::mem::take(&mut self.out);
         self.broker.handle(self.clock.now_ms(), input, &mut out);
+        if applied.is_some() && self.crash_at(CrashPoint::MidApply) {
+            out.clear();
+            self.out = out;
+            return;
+        }
         if let Some(revision) = applied {
             self.applied.send_replace(revision);
         }
@@ -216,6 +237,12 @@ impl Driver {
             self.carry(output);
         }
         self.out = out;
+    }
+
+    /// Whether the simulator crashes this broker at `point` (it then stays frozen).
+    fn crash_at(&mut self, point: CrashPoint) -> bool {
+        self.crashed = self.crashed || crash_point(point, self.broker.config().node_id);
+        self.crashed
     }
 
     fn send_to_conn(&mut self, conn: ConnId, event: ConnEvent) {

@@ -5,6 +5,7 @@
 //! * [`applier`]: the applied stream (sequencer watch → `Input::Applied`).
 //! * [`listener`] and [`connection`]: TCP, framing, decoding, response order.
 //! * [`timers`]: the core's timers.
+//! * [`crash_point`]: where the simulator crashes a broker on purpose.
 //!
 //! Start-up order: open the object store and the sequencer, bind the listener
 //! (so a busy port fails fast), replay the whole sequencer log into the core,
@@ -13,6 +14,7 @@
 
 pub mod applier;
 pub mod connection;
+pub mod crash_point;
 pub mod driver;
 pub mod listener;
 pub mod timers;
