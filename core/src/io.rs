@@ -61,6 +61,17 @@ pub enum Input {
     Skipped { revision: u64 },
     /// Write the open object now instead of waiting for `flush.ms` (shutdown).
     Flush,
+    /// The listing [`Output::ListObjects`] asked for.
+    ObjectsListed { result: Result<Vec<ListedObject>, String> },
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its key.
+    pub key: String,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub last_modified_ms: u64,
 }
 
 /// Something the core wants done.
@@ -82,4 +93,8 @@ pub enum Output {
     SetTimer { timer: TimerId, at_ms: u64 },
     /// Close the connection (Kafka closes on some protocol errors).
     Close { conn: ConnId },
+    /// List the objects under `prefix`; answer with [`Input::ObjectsListed`].
+    ListObjects { prefix: String },
+    /// Delete these objects (no answer: a failure is logged, the next pass retries).
+    DeleteObjects { keys: Vec<String> },
 }

@@ -184,6 +184,19 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
 
+    /// How often the object store is listed to delete objects nothing
+    /// references any more (what retention, DeleteRecords and DeleteTopics
+    /// freed, and orphans of flushes whose commit never came). One broker of
+    /// the cluster does it. 0 turns it off.
+    #[arg(long, env = "STRATA_OBJECT_GC_INTERVAL_MS", default_value_t = 300_000)]
+    pub object_gc_interval_ms: u64,
+
+    /// How old an unreferenced object must be before the GC deletes it: covers
+    /// a commit still on its way and a lagging broker still reading. Never
+    /// less than twice --request-timeout-ms.
+    #[arg(long, env = "STRATA_OBJECT_GC_GRACE_MS", default_value_t = 600_000)]
+    pub object_gc_grace_ms: u64,
+
     /// Any other Kafka broker config, as NAME=VALUE (repeatable; the
     /// environment variable takes a comma-separated list), e.g.
     /// `--config group.initial.rebalance.delay.ms=0`. DescribeConfigs reports

@@ -118,6 +118,10 @@ async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_add
             recent_object_bytes: 1 << 20,
             // Every broker knows the others, so all agree on each group's coordinator.
             peers: peers.clone(),
+            // Collect often, with the shortest grace (twice the request timeout),
+            // so runs see orphans of failed flushes deleted beside live objects.
+            object_gc_interval_ms: 2000,
+            object_gc_grace_ms: 0,
             // Short group timings, so a 20 s run sees several rebalances.
             static_props: [("group.initial.rebalance.delay.ms", "300"), ("group.min.session.timeout.ms", "1000")]
                 .into_iter()

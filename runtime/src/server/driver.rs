@@ -283,6 +283,30 @@ impl Driver {
                     let _ = tx.send(DriverMsg::Input(Input::ObjectWritten { write, result })).await;
                 });
             }
+            Output::ListObjects { prefix } => {
+                let store = self.store.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = store.list(&prefix).await.map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::warn!(%prefix, error = %e, "object GC: listing failed; the next pass lists again");
+                    }
+                    let _ = tx.send(DriverMsg::Input(Input::ObjectsListed { result })).await;
+                });
+            }
+            Output::DeleteObjects { keys } => {
+                let store = self.store.clone();
+                tokio::spawn(async move {
+                    let mut failed = 0usize;
+                    for key in &keys {
+                        if let Err(e) = store.delete(key).await {
+                            failed += 1;
+                            tracing::warn!(%key, error = %e, "object GC: delete failed; the next pass retries");
+                        }
+                    }
+                    tracing::info!(deleted = keys.len() - failed, failed, "object GC: deleted unreferenced objects");
+                });
+            }
             Output::Read { read, key, range } => {
                 let hit = self.cache.lock().expect("cache lock").get(&key, &range);
                 if let Some(bytes) = hit {

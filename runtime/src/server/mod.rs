@@ -84,6 +84,8 @@ impl ServerConfig {
             static_props: args.static_props().unwrap_or_default(),
             // One broker per embedded sequencer; peers come with the distributed mode.
             peers: Vec::new(),
+            object_gc_interval_ms: args.object_gc_interval_ms,
+            object_gc_grace_ms: args.object_gc_grace_ms,
         };
         ServerConfig {
             listen: args.listen.clone(),
