@@ -10,6 +10,7 @@ mod fetch;
 mod flush;
 mod leader_epoch;
 mod log_dirs;
+mod members;
 mod metadata;
 mod offsets;
 mod produce;
@@ -68,10 +69,6 @@ pub struct BrokerConfig {
     pub recent_object_bytes: usize,
     /// The log directory DescribeLogDirs reports (the data directory).
     pub log_dir: String,
-    /// The cluster's other brokers, as clients reach them (until brokers
-    /// register with the sequencer, a static list): group coordinators are
-    /// spread over this broker and these.
-    pub peers: Vec<Peer>,
     /// Other static broker configs by Kafka name (`strata serve --config
     /// name=value`), e.g. `group.initial.rebalance.delay.ms`.
     pub static_props: BTreeMap<String, String>,
@@ -98,12 +95,11 @@ impl BrokerConfig {
             recent_object_bytes: 64 << 20,
             log_dir: "/tmp/strata-test".into(),
             static_props: BTreeMap::new(),
-            peers: Vec::new(),
         }
     }
 }
 
-/// Another broker of the cluster.
+/// A live broker of the cluster, as clients reach it ([`Input::Members`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// Its node id.
@@ -112,6 +108,8 @@ pub struct Peer {
     pub host: String,
     /// Port clients connect to.
     pub port: i32,
+    /// Its rack, if any.
+    pub rack: Option<String>,
 }
 
 /// Identifies a request: its connection and number on that connection.
@@ -178,6 +176,8 @@ pub struct Broker {
     pub(crate) peers: BTreeMap<ConnId, String>,
     /// Whether the retention sweep's timer is set.
     retention_armed: bool,
+    /// The live brokers (this one alone until [`Input::Members`] says otherwise).
+    pub(crate) members: members::Members,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -188,6 +188,7 @@ impl Broker {
     /// ([`Input::Applied`]) before it serves requests.
     pub fn new(cfg: BrokerConfig) -> Self {
         Broker {
+            members: members::Members::only(Peer::of(&cfg)),
             cfg,
             log: LogState::default(),
             now_ms: 0,
@@ -265,6 +266,7 @@ impl Broker {
                 self.fail_unmatched_appends(out);
             }
             Input::Flush => self.flush_now(out),
+            Input::Members(peers) => self.on_members(peers, out),
         }
     }
 

@@ -80,8 +80,6 @@ impl ServerConfig {
             log_dir: std::path::absolute(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone()).display().to_string(),
             // Checked by `Server::open` before anything starts.
             static_props: args.static_props().unwrap_or_default(),
-            // One broker per embedded sequencer; peers come with the distributed mode.
-            peers: Vec::new(),
         };
         ServerConfig {
             listen: args.listen.clone(),
