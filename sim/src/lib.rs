@@ -16,6 +16,8 @@ pub mod groups;
 #[cfg(madsim)]
 pub mod history;
 #[cfg(madsim)]
+pub mod leases;
+#[cfg(madsim)]
 pub mod rpc;
 #[cfg(madsim)]
 pub mod seq;
@@ -86,6 +88,8 @@ pub struct Faults {
     pub seq_drop: f64,
     pub seq_lost_answer: f64,
     pub seq_break_watch: f64,
+    /// A lease expires at a keep-alive, early: the broker registers again.
+    pub seq_lease_expire: f64,
 }
 
 impl Faults {
@@ -100,6 +104,7 @@ impl Faults {
             seq_drop: 0.03 * q,
             seq_lost_answer: 0.05 * q,
             seq_break_watch: 0.02 * q,
+            seq_lease_expire: 0.03 * q,
         }
     }
 }
