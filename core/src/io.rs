@@ -61,6 +61,10 @@ pub enum Input {
     Skipped { revision: u64 },
     /// Write the open object now instead of waiting for `flush.ms` (shutdown).
     Flush,
+    /// The live brokers now (from the sequencer's leased registrations): the
+    /// whole set, replacing the previous one. This broker is always in its
+    /// own view, whether or not the set names it.
+    Members(Vec<crate::broker::Peer>),
     /// The listing [`Output::ListObjects`] asked for.
     ObjectsListed { result: Result<Vec<ListedObject>, String> },
 }

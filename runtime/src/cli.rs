@@ -92,6 +92,15 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_RACK")]
     pub rack: Option<String>,
 
+    /// Lease of this broker's entry in the live-broker set: a broker that
+    /// stops (or is cut off from the sequencer) leaves Metadata and its
+    /// partitions and groups move to the others within this long. Like
+    /// Kafka's broker.session.timeout.ms (9 s), rounded to etcd's whole
+    /// seconds; shorter moves work sooner after a crash but a pause (GC,
+    /// a slow sequencer) longer than it makes a live broker drop out.
+    #[arg(long, env = "STRATA_MEMBER_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    pub member_ttl_ms: u64,
+
     /// Write the open object once it holds this many bytes. Each object costs
     /// one object-store PUT and one sequencer commit whatever its size, so
     /// bigger objects amortise both under load; 4 MiB keeps every object a

@@ -18,6 +18,8 @@ pub mod groups;
 #[cfg(madsim)]
 pub mod history;
 #[cfg(madsim)]
+pub mod leases;
+#[cfg(madsim)]
 pub mod rpc;
 #[cfg(madsim)]
 pub mod seq;
@@ -91,6 +93,8 @@ pub struct Faults {
     pub seq_break_watch: f64,
     /// A broker crashes at a crash point it passes (mid-flush, mid-commit, mid-apply).
     pub broker_crash: f64,
+    /// A lease expires at a keep-alive, early: the broker registers again.
+    pub seq_lease_expire: f64,
 }
 
 impl Faults {
@@ -107,6 +111,7 @@ impl Faults {
             seq_lost_answer: 0.05 * q,
             seq_break_watch: 0.02 * q,
             broker_crash: 0.001 * c,
+            seq_lease_expire: 0.03 * q,
         }
     }
 }

@@ -6,17 +6,19 @@
 //! and appends lost before being applied (both seen as unknown outcome by
 //! the broker), watch streams that break (the broker's applier re-watches from
 //! its last applied revision), and crash/restart of the node (its log is
-//! durable: it lives outside the node and survives the restart).
+//! durable: it lives outside the node and survives the restart). Broker
+//! membership (leases, keep-alives, the live set) is in [`crate::leases`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_runtime::sequencer::{AppendError, Sequencer, SequencerError, Watch};
+use strata_runtime::sequencer::{AppendError, Member, MemberWatch, Registration, Sequencer, SequencerError, Watch};
 use tokio::sync::Notify;
 
 use crate::history::History;
+use crate::leases::{self, Leases};
 use crate::rpc::{self, CallError, RpcClient};
 use crate::{chance, Faults};
 
@@ -26,6 +28,8 @@ pub const SEQ_PORT: u16 = 2379;
 /// The durable part of the sequencer: survives the node's crash.
 pub struct SeqLog {
     records: Mutex<Vec<Bytes>>,
+    /// The brokers' leases (durable like the log).
+    leases: Leases,
     /// Wakes long-polling reads. (Not a tokio `watch`: its receivers pick one
     /// of several notifiers at random, from a seed the simulation cannot set.)
     appended: Notify,
@@ -34,7 +38,7 @@ pub struct SeqLog {
 impl SeqLog {
     /// An empty log.
     pub fn new() -> Arc<Self> {
-        Arc::new(SeqLog { records: Mutex::new(Vec::new()), appended: Notify::new() })
+        Arc::new(SeqLog { records: Mutex::new(Vec::new()), leases: Leases::default(), appended: Notify::new() })
     }
 
     /// Every record, in revision order (revision = index + 1).
@@ -62,6 +66,14 @@ pub enum SeqReq {
     /// Records from revision `from`, waiting up to `wait` for one to exist.
     Read { from: u64, wait: Duration },
     Current,
+    /// Puts a broker's member record under a new lease of `ttl`.
+    Register { node_id: i32, member: Bytes, ttl: Duration },
+    /// Extends a lease.
+    KeepAlive { lease: u64 },
+    /// Ends a lease (its member leaves).
+    Revoke { lease: u64 },
+    /// The live set once its version differs from `known` (or after a wait).
+    Members { known: Option<u64> },
 }
 
 /// Answers of the sequencer node.
@@ -71,6 +83,11 @@ pub enum SeqResp {
     Records(Vec<(u64, Bytes)>),
     ReadFailed,
     Current(u64),
+    Leased(u64),
+    /// False: the lease is unknown or expired.
+    KeptAlive(bool),
+    Revoked,
+    Members { version: u64, members: Vec<Bytes> },
 }
 
 /// Records handed out per read.
@@ -130,6 +147,9 @@ pub async fn run_server(addr: SocketAddr, log: Arc<SeqLog>, faults: Arc<Faults>,
                     Some(SeqResp::Records(out))
                 }
                 SeqReq::Current => Some(SeqResp::Current(log.revision())),
+                req @ (SeqReq::Register { .. } | SeqReq::KeepAlive { .. } | SeqReq::Revoke { .. } | SeqReq::Members { .. }) => {
+                    log.leases.serve(req, &faults, &history).await
+                }
             }
         }
     })
@@ -212,5 +232,14 @@ impl Sequencer for SimSequencer {
                 Err(e) => Err(unavailable(e)),
             }
         }
+    }
+
+    // Membership
+    fn register(&self, me: Member, ttl: Duration) -> impl std::future::Future<Output = Result<Registration, SequencerError>> + Send {
+        leases::register(self.rpc.clone(), me, ttl)
+    }
+
+    fn watch_members(&self) -> impl std::future::Future<Output = Result<MemberWatch, SequencerError>> + Send {
+        leases::watch_members(self.rpc.clone())
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
-use strata_core::broker::{BrokerConfig, Peer};
+use strata_core::broker::BrokerConfig;
 use strata_core::log::apply::apply;
 use strata_core::log::commit::Commit;
 use strata_core::log::state::LogState;
@@ -47,6 +47,10 @@ pub struct Outcome {
 }
 
 const BROKER_PORT: u16 = 9092;
+
+/// Lease of a broker's membership: brokers learn the live set from the
+/// sequencer, so all agree on each group's coordinator once leases settle.
+const MEMBER_TTL: Duration = Duration::from_millis(3000);
 
 fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
@@ -103,7 +107,7 @@ fn run_seed_here(opts: &Opts, seed: u64) -> Outcome {
 
 /// A broker node's life: connect to the services, start the real server on
 /// them (retrying while the sequencer is unreachable), then serve forever.
-async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_addr: SocketAddr, history: History, flush_ms: u64) {
+async fn broker_main(i: usize, seq_addr: SocketAddr, store_addr: SocketAddr, history: History, flush_ms: u64) {
     loop {
         let sequencer = Arc::new(SimSequencer::connect(seq_addr).await);
         let store = ObjectStoreBackend::new(Arc::new(SimStore::connect(store_addr).await), "sim://store");
@@ -116,8 +120,6 @@ async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_add
             request_timeout_ms: 5000,
             incarnation,
             recent_object_bytes: 1 << 20,
-            // Every broker knows the others, so all agree on each group's coordinator.
-            peers: peers.clone(),
             // Collect often, with the shortest grace (twice the request timeout),
             // so runs see orphans of failed flushes deleted beside live objects.
             object_gc_interval_ms: 2000,
@@ -139,6 +141,8 @@ async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_add
             idle_timeout: Duration::from_secs(600),
             cache_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(5),
+            // Short enough that partitions and crashes of a 20 s run expire leases.
+            member_ttl: MEMBER_TTL,
         };
         match Server::start(cfg, sequencer, store).await {
             Ok(server) => {
@@ -319,11 +323,8 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     };
     let mut brokers = Vec::new();
     let mut addrs = Vec::new();
-    let peers: Vec<Peer> =
-        (0..opts.brokers).map(|j| Peer { node_id: j as i32 + 1, host: format!("10.0.1.{}", j + 1), port: BROKER_PORT.into() }).collect();
     for i in 0..opts.brokers {
         let history = history.clone();
-        let peers: Vec<Peer> = peers.iter().filter(|p| p.node_id != i as i32 + 1).cloned().collect();
         let flush_ms = 5 + madsim::rand::random::<u64>() % 40;
         addrs.push(format!("10.0.1.{}:{BROKER_PORT}", i + 1));
         brokers.push(
@@ -331,7 +332,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
                 .create_node()
                 .name(format!("broker{i}"))
                 .ip(ip(10, 0, 1, i as u8 + 1))
-                .init(move || broker_main(i, peers.clone(), seq_addr, store_addr, history.clone(), flush_ms))
+                .init(move || broker_main(i, seq_addr, store_addr, history.clone(), flush_ms))
                 .build(),
         );
     }

@@ -10,6 +10,7 @@ mod fetch;
 mod flush;
 mod leader_epoch;
 mod log_dirs;
+mod members;
 mod metadata;
 mod object_gc;
 mod offsets;
@@ -69,10 +70,6 @@ pub struct BrokerConfig {
     pub recent_object_bytes: usize,
     /// The log directory DescribeLogDirs reports (the data directory).
     pub log_dir: String,
-    /// The cluster's other brokers, as clients reach them (until brokers
-    /// register with the sequencer, a static list): group coordinators are
-    /// spread over this broker and these.
-    pub peers: Vec<Peer>,
     /// How often one broker lists the object store to delete unreferenced
     /// objects (0: never).
     pub object_gc_interval_ms: u64,
@@ -105,14 +102,13 @@ impl BrokerConfig {
             recent_object_bytes: 64 << 20,
             log_dir: "/tmp/strata-test".into(),
             static_props: BTreeMap::new(),
-            peers: Vec::new(),
             object_gc_interval_ms: 0,
             object_gc_grace_ms: 600_000,
         }
     }
 }
 
-/// Another broker of the cluster.
+/// A live broker of the cluster, as clients reach it ([`Input::Members`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// Its node id.
@@ -121,6 +117,8 @@ pub struct Peer {
     pub host: String,
     /// Port clients connect to.
     pub port: i32,
+    /// Its rack, if any.
+    pub rack: Option<String>,
 }
 
 /// Identifies a request: its connection and number on that connection.
@@ -191,6 +189,8 @@ pub struct Broker {
     retention_armed: bool,
     /// The object GC pass.
     object_gc: object_gc::ObjectGc,
+    /// The live brokers (this one alone until [`Input::Members`] says otherwise).
+    pub(crate) members: members::Members,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -201,6 +201,7 @@ impl Broker {
     /// ([`Input::Applied`]) before it serves requests.
     pub fn new(cfg: BrokerConfig) -> Self {
         Broker {
+            members: members::Members::only(Peer::of(&cfg)),
             cfg,
             log: LogState::default(),
             now_ms: 0,
@@ -280,6 +281,7 @@ impl Broker {
             }
             Input::Flush => self.flush_now(out),
             Input::ObjectsListed { result } => self.on_objects_listed(result, out),
+            Input::Members(peers) => self.on_members(peers, out),
         }
     }
 

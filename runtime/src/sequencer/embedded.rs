@@ -134,6 +134,8 @@ pub struct EmbeddedSequencer {
     tx: Option<mpsc::Sender<AppendReq>>,
     writer: Option<JoinHandle<()>>,
     recovery: RecoveryReport,
+    /// Single node: the live set is whoever registered in this process.
+    members: super::members::LocalMembers,
 }
 
 impl std::fmt::Debug for EmbeddedSequencer {
@@ -265,6 +267,7 @@ impl EmbeddedSequencer {
                 last_revision,
                 truncated_bytes: rec.truncated_bytes,
             },
+            members: Default::default(),
         })
     }
 
@@ -348,6 +351,15 @@ impl Sequencer for EmbeddedSequencer {
             Some(fatal) => Err(fatal),
             None => Ok(status.revision),
         }
+    }
+
+    // Membership
+    async fn register(&self, me: super::Member, _ttl: std::time::Duration) -> Result<super::Registration, SequencerError> {
+        Ok(self.members.register(me))
+    }
+
+    async fn watch_members(&self) -> Result<super::MemberWatch, SequencerError> {
+        Ok(self.members.watch())
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use super::{AppendError, Sequencer, SequencerError, Watch, WatchItem};
+use super::members::LocalMembers;
+use super::{AppendError, Member, MemberWatch, Registration, Sequencer, SequencerError, Watch, WatchItem};
 
 /// Records handed to a watch per batch.
 const WATCH_BATCH: usize = 256;
@@ -24,10 +25,13 @@ pub enum Fault {
     UnknownNotAppended,
 }
 
-/// The in-memory sequencer. Cloning gives another handle on the same log.
+/// The in-memory sequencer. Cloning gives another handle on the same log
+/// (and the same live-broker set: a test expires a member by dropping its
+/// registration).
 #[derive(Clone, Default)]
 pub struct MemorySequencer {
     inner: Arc<Inner>,
+    members: LocalMembers,
 }
 
 struct Inner {
@@ -109,6 +113,15 @@ impl Sequencer for MemorySequencer {
 
     async fn current_revision(&self) -> Result<u64, SequencerError> {
         Ok(self.lock().records.len() as u64)
+    }
+
+    // Membership
+    async fn register(&self, me: Member, _ttl: std::time::Duration) -> Result<Registration, SequencerError> {
+        Ok(self.members.register(me))
+    }
+
+    async fn watch_members(&self) -> Result<MemberWatch, SequencerError> {
+        Ok(self.members.watch())
     }
 }
 

@@ -8,6 +8,8 @@
 //! * [`Sequencer`]: `append` a record and learn its revision, `watch` every
 //!   record from a revision on, read the `current_revision`.
 //! * [`Watch`]: the ordered stream a watch returns.
+//! * Membership: `register` a broker under a lease, `watch_members` the live
+//!   set ([`members`]).
 //! * [`AppendError`] / [`SequencerError`]: what can go wrong, and in
 //!   particular whether an append *definitely did not happen* ([`AppendError::Failed`])
 //!   or *may have happened* ([`AppendError::Unknown`]).
@@ -22,14 +24,17 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub mod embedded;
+pub mod members;
 pub mod memory;
 
 pub use embedded::EmbeddedSequencer;
+pub use members::{Member, MemberWatch, Registration};
 pub use memory::MemorySequencer;
 
 /// How many records a [`Watch`] buffers ahead of its reader. The producer side
@@ -74,6 +79,16 @@ pub trait Sequencer: Send + Sync {
     /// linearizable read: it is at least the revision of every append that
     /// resolved `Ok` before this call started.
     fn current_revision(&self) -> impl Future<Output = Result<u64, SequencerError>> + Send;
+
+    // Membership (see the contract in [`members`]).
+
+    /// Puts `me` in the live-broker set under a lease of `ttl`, kept alive
+    /// (and re-granted if it lapsed) in the background until the returned
+    /// [`Registration`] is dropped, which removes `me` (best effort).
+    fn register(&self, me: Member, ttl: Duration) -> impl Future<Output = Result<Registration, SequencerError>> + Send;
+
+    /// Streams the live-broker set: now, then after each change.
+    fn watch_members(&self) -> impl Future<Output = Result<MemberWatch, SequencerError>> + Send;
 }
 
 impl<S: Sequencer + ?Sized> Sequencer for Arc<S> {
@@ -85,6 +100,14 @@ impl<S: Sequencer + ?Sized> Sequencer for Arc<S> {
     }
     fn current_revision(&self) -> impl Future<Output = Result<u64, SequencerError>> + Send {
         (**self).current_revision()
+    }
+
+    // Membership
+    fn register(&self, me: Member, ttl: Duration) -> impl Future<Output = Result<Registration, SequencerError>> + Send {
+        (**self).register(me, ttl)
+    }
+    fn watch_members(&self) -> impl Future<Output = Result<MemberWatch, SequencerError>> + Send {
+        (**self).watch_members()
     }
 }
 

@@ -17,6 +17,7 @@ pub mod connection;
 pub mod crash_point;
 pub mod driver;
 pub mod listener;
+pub mod members;
 pub mod timers;
 
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::cli::ServeArgs;
-use crate::sequencer::{EmbeddedSequencer, Sequencer, SequencerError};
+use crate::sequencer::{EmbeddedSequencer, Member, Sequencer, SequencerError};
 use crate::store::{BlockCache, ObjectStoreBackend, OpenStoreError};
 use connection::ConnConfig;
 use driver::{Clock, Driver, DriverMsg, DRIVER_QUEUE};
@@ -58,6 +59,8 @@ pub struct ServerConfig {
     pub cache_bytes: usize,
     /// Bound on the graceful shutdown.
     pub shutdown_timeout: Duration,
+    /// Lease of this broker's entry in the live-broker set.
+    pub member_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -82,8 +85,6 @@ impl ServerConfig {
             log_dir: std::path::absolute(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone()).display().to_string(),
             // Checked by `Server::open` before anything starts.
             static_props: args.static_props().unwrap_or_default(),
-            // One broker per embedded sequencer; peers come with the distributed mode.
-            peers: Vec::new(),
             object_gc_interval_ms: args.object_gc_interval_ms,
             object_gc_grace_ms: args.object_gc_grace_ms,
         };
@@ -97,6 +98,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_millis(args.idle_timeout_ms),
             cache_bytes: args.cache_bytes,
             shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
+            member_ttl: Duration::from_millis(args.member_ttl_ms),
         }
     }
 }
@@ -168,6 +170,8 @@ pub struct Server {
     driver: Option<JoinHandle<()>>,
     applier: Option<JoinHandle<()>>,
     appender: Option<JoinHandle<()>>,
+    /// Holds this broker's registration in the live set and feeds the set to the driver.
+    members: Option<JoinHandle<()>>,
     /// Held to release it last (the embedded sequencer's lock goes with it).
     sequencer_drop: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -342,6 +346,14 @@ impl Server {
             clock,
         });
         let listener = tokio::spawn(listener::run_listener(listener, conn_cfg, stop_rx, cfg.shutdown_timeout));
+        // Registered once it can serve, so clients sent here find it ready.
+        let me = Member {
+            node_id: cfg.broker.node_id,
+            host: cfg.broker.advertised_host.clone(),
+            port: u16::try_from(cfg.broker.advertised_port).unwrap_or(0),
+            rack: cfg.broker.rack.clone(),
+        };
+        let members = tokio::spawn(members::run_members(sequencer.clone(), me, cfg.member_ttl, driver_tx.clone()));
         let seq = sequencer;
         Ok(Server {
             local_addr,
@@ -356,6 +368,7 @@ impl Server {
             driver: Some(driver),
             applier: Some(applier),
             appender: Some(appender),
+            members: Some(members),
             sequencer_drop: Some(Box::new(move || release(seq))),
         })
     }
@@ -390,6 +403,8 @@ impl Server {
     /// for anything read after that), bounded by the shutdown timeout; then stop
     /// everything and release the sequencer.
     pub async fn shutdown(mut self) {
+        // Leave the live set first: clients move to the other brokers while this one drains.
+        self.stop_members().await;
         let _ = self.stop.send(true);
         let _ = self.driver_tx.send(DriverMsg::Flush).await;
         if let Some(listener) = self.listener.take() {
@@ -414,7 +429,15 @@ impl Server {
         self.stop_tasks().await;
     }
 
+    async fn stop_members(&mut self) {
+        if let Some(task) = self.members.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     async fn stop_tasks(&mut self) {
+        self.stop_members().await;
         for task in [self.applier.take(), self.appender.take()].into_iter().flatten() {
             task.abort();
             let _ = task.await;
@@ -438,7 +461,7 @@ fn release<S>(seq: Arc<S>) {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        for task in [&self.listener, &self.driver, &self.applier, &self.appender].into_iter().flatten() {
+        for task in [&self.listener, &self.driver, &self.applier, &self.appender, &self.members].into_iter().flatten() {
             task.abort();
         }
     }
