@@ -5,9 +5,11 @@
 //! * [`applier`]: the applied stream (sequencer watch → `Input::Applied`).
 //! * [`listener`] and [`connection`]: TCP, framing, decoding, response order.
 //! * [`timers`]: the core's timers.
+//! * [`snapshots`]: loading the newest snapshot; the snapshotter.
 //!
 //! Start-up order: open the object store and the sequencer, bind the listener
-//! (so a busy port fails fast), replay the whole sequencer log into the core,
+//! (so a busy port fails fast), load the newest snapshot (if the sequencer
+//! has published one) and replay the sequencer log after it into the core,
 //! and only then accept connections — a restarted broker answers with the
 //! full state from its first request.
 
@@ -15,6 +17,7 @@ pub mod applier;
 pub mod connection;
 pub mod driver;
 pub mod listener;
+pub mod snapshots;
 pub mod timers;
 
 use std::net::SocketAddr;
@@ -56,6 +59,9 @@ pub struct ServerConfig {
     pub cache_bytes: usize,
     /// Bound on the graceful shutdown.
     pub shutdown_timeout: Duration,
+    /// Snapshot the applied state every this many commits (0: never); only
+    /// the broker with the lowest node id among those it knows does.
+    pub snapshot_every_commits: u64,
 }
 
 impl ServerConfig {
@@ -93,6 +99,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_millis(args.idle_timeout_ms),
             cache_bytes: args.cache_bytes,
             shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
+            snapshot_every_commits: args.snapshot_every_commits,
         }
     }
 }
@@ -148,6 +155,9 @@ pub enum ServeError {
     /// The sequencer log could not be replayed.
     #[error("cannot replay the sequencer log: {0}")]
     Replay(#[source] SequencerError),
+    /// The newest snapshot could not be loaded.
+    #[error("cannot start from the newest snapshot: {0}")]
+    Snapshot(#[from] snapshots::LoadError),
 }
 
 /// A running broker. Dropping it aborts everything; prefer [`Server::shutdown`].
@@ -157,6 +167,8 @@ pub struct Server {
     objects: String,
     cache: Arc<Mutex<BlockCache>>,
     replayed: u64,
+    /// The snapshot's revision the broker started from (0: none).
+    start_revision: u64,
     replay_time: Duration,
     stop: watch::Sender<bool>,
     driver_tx: mpsc::Sender<DriverMsg>,
@@ -164,6 +176,7 @@ pub struct Server {
     driver: Option<JoinHandle<()>>,
     applier: Option<JoinHandle<()>>,
     appender: Option<JoinHandle<()>>,
+    snapshotter: Option<JoinHandle<()>>,
     /// Held to release it last (the embedded sequencer's lock goes with it).
     sequencer_drop: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -296,14 +309,34 @@ impl Server {
         cfg.broker.advertised_host = host;
         cfg.broker.advertised_port = port;
 
+        // Start from the newest snapshot, if one is published.
+        let started = Instant::now();
+        let snapshot = snapshots::load_newest(&*sequencer, &store).await?;
+        let start_revision = snapshot.as_ref().map_or(0, |s| s.revision);
+        let broker = match snapshot {
+            Some(state) => {
+                tracing::info!(revision = start_revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded");
+                Broker::from_snapshot(cfg.broker.clone(), state)
+            }
+            None => Broker::new(cfg.broker.clone()),
+        };
+
         let clock = Clock::new();
         let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE);
         let (append_tx, append_rx) = mpsc::unbounded_channel();
-        let (applied_tx, mut applied_rx) = watch::channel(0u64);
+        let (applied_tx, mut applied_rx) = watch::channel(start_revision);
         let cache = Arc::new(Mutex::new(BlockCache::new(cfg.cache_bytes)));
         let objects = store.describe();
+        let policy = snapshots::SnapshotPolicy { every_commits: cfg.snapshot_every_commits };
+        // One snapshotter per cluster is enough (and any would be safe): the
+        // broker with the lowest node id it knows of.
+        let snapshotter_here = policy.every_commits > 0 && cfg.broker.peers.iter().all(|p| p.node_id > cfg.broker.node_id);
+        let (snap_tx, snap_rx) = mpsc::channel(1);
+        let snapshotter =
+            snapshotter_here.then(|| tokio::spawn(snapshots::run_snapshotter(sequencer.clone(), store.clone(), snap_rx)));
+        let applier_store = store.clone();
         let driver = Driver::new(
-            Broker::new(cfg.broker.clone()),
+            broker,
             clock,
             driver_rx,
             driver_tx.clone(),
@@ -313,20 +346,23 @@ impl Server {
             applied_tx,
             Duration::from_millis(cfg.broker.request_timeout_ms),
         );
+        let driver = if snapshotter_here { driver.with_snapshots(policy, snap_tx) } else { driver };
         let driver = tokio::spawn(driver.run());
         let appender = tokio::spawn(driver::run_appender(sequencer.clone(), append_rx, driver_tx.clone()));
 
-        // Replay everything up to the current revision before serving anyone.
-        let started = Instant::now();
+        // Replay everything after the snapshot up to the current revision
+        // before serving anyone.
         let target = sequencer.current_revision().await.map_err(ServeError::Replay)?;
-        let applier = tokio::spawn(applier::run_applier(sequencer.clone(), 1, driver_tx.clone()));
+        let applier =
+            tokio::spawn(applier::run_applier(sequencer.clone(), applier_store, start_revision + 1, driver_tx.clone()));
         let replay = applied_rx.wait_for(|&r| r >= target).await;
         if replay.is_err() {
             return Err(ServeError::Replay(SequencerError::Closed));
         }
         drop(replay);
         let replay_time = started.elapsed();
-        tracing::info!(records = target, ms = replay_time.as_millis() as u64, "sequencer log replayed");
+        let replayed = target.saturating_sub(start_revision);
+        tracing::info!(snapshot = start_revision, records = replayed, ms = replay_time.as_millis() as u64, "sequencer log replayed");
 
         let (stop, stop_rx) = watch::channel(false);
         let conn_cfg = Arc::new(ConnConfig {
@@ -344,7 +380,8 @@ impl Server {
             advertised,
             objects,
             cache,
-            replayed: target,
+            replayed,
+            start_revision,
             replay_time,
             stop,
             driver_tx,
@@ -352,6 +389,7 @@ impl Server {
             driver: Some(driver),
             applier: Some(applier),
             appender: Some(appender),
+            snapshotter,
             sequencer_drop: Some(Box::new(move || release(seq))),
         })
     }
@@ -376,9 +414,23 @@ impl Server {
         self.cache.lock().expect("cache lock").stats()
     }
 
-    /// How many sequencer records were replayed at start, and how long it took.
+    /// How many sequencer records were replayed at start (after the
+    /// snapshot), and how long loading and replaying took.
     pub fn replayed(&self) -> (u64, Duration) {
         (self.replayed, self.replay_time)
+    }
+
+    /// The applied revision and the digest of the applied state (every
+    /// broker at the same revision has the same digest).
+    pub async fn applied_digest(&self) -> Option<(u64, u64)> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.driver_tx.send(DriverMsg::Digest(reply)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The revision of the snapshot the broker started from (0: none).
+    pub fn start_revision(&self) -> u64 {
+        self.start_revision
     }
 
     /// Graceful shutdown: stop accepting and reading, let in-flight requests be
@@ -411,7 +463,7 @@ impl Server {
     }
 
     async fn stop_tasks(&mut self) {
-        for task in [self.applier.take(), self.appender.take()].into_iter().flatten() {
+        for task in [self.applier.take(), self.appender.take(), self.snapshotter.take()].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }
@@ -434,7 +486,7 @@ fn release<S>(seq: Arc<S>) {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        for task in [&self.listener, &self.driver, &self.applier, &self.appender].into_iter().flatten() {
+        for task in [&self.listener, &self.driver, &self.applier, &self.appender, &self.snapshotter].into_iter().flatten() {
             task.abort();
         }
     }

@@ -293,6 +293,34 @@ impl ObjectStoreBackend {
         Ok(bytes)
     }
 
+    /// The whole object at `key` (snapshots).
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = object_path(key)?;
+        let got = self.store.get(&path).await.map_err(|e| map_error(key, e))?;
+        got.bytes().await.map_err(|e| map_error(key, e))
+    }
+
+    /// Deletes the object at `key`; nothing there is fine.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = object_path(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_error(key, e)),
+        }
+    }
+
+    /// The keys of the objects under `prefix` (a folder: `snapshots/`).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        use futures_util::TryStreamExt;
+        let path = ObjectPath::from(prefix);
+        self.store
+            .list(Some(&path))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .map_err(|e| map_error(prefix, e))
+    }
+
     /// Where the objects are, for logs and the startup banner.
     pub fn describe(&self) -> String {
         self.url.to_string()
