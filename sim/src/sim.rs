@@ -48,6 +48,9 @@ pub struct Outcome {
 
 const BROKER_PORT: u16 = 9092;
 
+/// Commits between snapshots in the simulation.
+const SNAPSHOT_EVERY_COMMITS: u64 = 40;
+
 fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
@@ -135,11 +138,18 @@ async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_add
             idle_timeout: Duration::from_secs(600),
             cache_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(5),
+            // Small, so that a run sees several snapshots, truncations, starts
+            // from a snapshot and reloads of lagging brokers.
+            snapshot_every_commits: SNAPSHOT_EVERY_COMMITS,
         };
         match Server::start(cfg, sequencer, store).await {
             Ok(server) => {
                 let (n, _) = server.replayed();
-                history.log(&format!("broker{i}"), format!("started (incarnation {incarnation:016x}), replayed {n} records"));
+                let from = server.start_revision();
+                history.log(
+                    &format!("broker{i}"),
+                    format!("started (incarnation {incarnation:016x}) from snapshot {from}, replayed {n} records"),
+                );
                 std::future::pending::<()>().await;
                 drop(server);
             }
@@ -363,6 +373,8 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     // Final reads: wait until each broker has applied the whole log, then read everything.
     let expected = reference_ends(&seq_log, opts.partitions);
     history.log("checker", format!("the sequencer's log ({} records) gives log ends {expected:?}", seq_log.records().len()));
+    let (published, first) = seq_log.snapshot_state();
+    history.log("checker", format!("published snapshot {published:?}; the log is served from revision {first}"));
     let reads = {
         let (ctx, expected, n) = (ctx.clone(), expected.clone(), opts.brokers);
         cluster.clients[1]
