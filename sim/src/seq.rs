@@ -193,34 +193,29 @@ pub async fn run_server(addr: SocketAddr, log: Arc<SeqLog>, faults: Arc<Faults>,
                 SeqReq::Current => Some(SeqResp::Current(log.revision())),
                 SeqReq::SnapshotRevision => Some(SeqResp::Snapshot(log.snapshot_state().0)),
                 SeqReq::Publish(revision) => {
-                    if chance(faults.seq_drop) {
-                        history.log("seq", format!("publish snapshot {revision} lost (unknown outcome, not published)"));
-                        return None;
-                    }
-                    let done = log.publish(revision);
-                    if chance(faults.seq_lost_answer) {
-                        history.log("seq", format!("publish snapshot {revision}: {done}, answer lost"));
-                        return None;
-                    }
-                    history.log("seq", format!("publish snapshot {revision}: {done}"));
-                    Some(SeqResp::Published(done))
+                    lossy(&faults, &history, format!("publish snapshot {revision}"), || log.publish(revision)).map(SeqResp::Published)
                 }
                 SeqReq::Truncate(through) => {
-                    if chance(faults.seq_drop) {
-                        history.log("seq", format!("truncate through {through} lost"));
-                        return None;
-                    }
-                    let result = log.truncate(through);
-                    history.log("seq", format!("truncate through {through}: {result:?}"));
-                    if chance(faults.seq_lost_answer) {
-                        return None;
-                    }
-                    Some(SeqResp::Truncated(result))
+                    lossy(&faults, &history, format!("truncate through {through}"), || log.truncate(through)).map(SeqResp::Truncated)
                 }
             }
         }
     })
     .await
+}
+
+/// Runs `op` on the log under the faults of a request that changes it: lost
+/// before it reached the log, or done with its answer lost (either way the
+/// broker hears nothing: an unknown outcome).
+fn lossy<T: std::fmt::Debug>(faults: &Faults, history: &History, what: String, op: impl FnOnce() -> T) -> Option<T> {
+    if chance(faults.seq_drop) {
+        history.log("seq", format!("{what}: lost before the log"));
+        return None;
+    }
+    let result = op();
+    let lost = chance(faults.seq_lost_answer);
+    history.log("seq", format!("{what}: {result:?}{}", if lost { ", answer lost" } else { "" }));
+    (!lost).then_some(result)
 }
 
 /// The broker's handle on the simulated sequencer.

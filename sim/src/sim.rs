@@ -49,7 +49,7 @@ pub struct Outcome {
 const BROKER_PORT: u16 = 9092;
 
 /// Commits between snapshots in the simulation.
-const SNAPSHOT_EVERY_COMMITS: u64 = 40;
+const SNAPSHOT_EVERY_COMMITS: u64 = 20;
 
 fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
