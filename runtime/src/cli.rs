@@ -155,6 +155,13 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_RECENT_OBJECT_BYTES", default_value_t = 64 * MIB as usize)]
     pub recent_object_bytes: usize,
 
+    /// Write a snapshot of the applied state to the object store every this
+    /// many commits, publish it in the sequencer and drop the commits before
+    /// it, so that the sequencer stays small and brokers start from the
+    /// snapshot (0: never). The embedded sequencer keeps no snapshots.
+    #[arg(long, env = "STRATA_SNAPSHOT_EVERY_COMMITS", default_value_t = 10_000)]
+    pub snapshot_every_commits: u64,
+
     /// Bytes of object ranges kept in memory for fetches (LRU).
     #[arg(long, env = "STRATA_CACHE_BYTES", default_value_t = 256 * MIB as usize)]
     pub cache_bytes: usize,

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use common::*;
 use strata_proto::codec::header::decode_response_frame;
 use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -356,4 +356,211 @@ async fn responses_keep_request_order_and_acks_0_is_skipped() {
     let (h, _) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::ApiVersions, 3).unwrap();
     assert_eq!(h.correlation_id, 3, "the acks=0 produce got no response");
     server.shutdown().await;
+}
+
+// ---- snapshots ------------------------------------------------------------
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use strata_runtime::sequencer::{AppendError, Member, MemberWatch, MemorySequencer, Registration, Sequencer, SequencerError, Watch};
+use strata_runtime::server::ServerConfig;
+use strata_runtime::store::ObjectStoreBackend;
+
+/// A broker of a cluster sharing `seq` and `store` (the lowest live node id
+/// snapshots every `every` commits).
+async fn start_shared<S: Sequencer + 'static>(node_id: i32, every: u64, seq: S, store: &ObjectStoreBackend) -> Server {
+    let mut cfg = ServerConfig::from_args(&ServeArgs::defaults(), 1000 + node_id as u64);
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.broker.node_id = node_id;
+    cfg.snapshot_every_commits = every;
+    Server::start(cfg, Arc::new(seq), store.clone()).await.expect("server starts")
+}
+
+/// Waits until `b` has applied what `a` has and has the same state.
+async fn same_state(a: &Server, b: &Server) -> (u64, u64) {
+    for _ in 0..500 {
+        let (x, y) = (a.applied_digest().await.unwrap(), b.applied_digest().await.unwrap());
+        if x == y {
+            return x;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the brokers never reached the same state: {:?} vs {:?}", a.applied_digest().await, b.applied_digest().await);
+}
+
+/// Waits until a snapshot at or after `at_least` is published and the log truncated behind it.
+async fn truncated_past(seq: &MemorySequencer, at_least: u64) -> u64 {
+    for _ in 0..500 {
+        if let Some(r) = seq.snapshot_revision().await.unwrap() {
+            if r >= at_least && seq.first_revision() > r {
+                return r;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no snapshot at or after {at_least} was published and truncated behind");
+}
+
+#[tokio::test]
+async fn a_new_broker_starts_from_the_snapshot_plus_the_tail_and_serves_identical_data() {
+    let seq = MemorySequencer::new();
+    let store = ObjectStoreBackend::memory();
+    let a = start_shared(1, 5, seq.clone(), &store).await;
+    let mut sa = TcpStream::connect(a.local_addr()).await.unwrap();
+    create_topic(&mut sa, "snap").await;
+    let mut values = Vec::new();
+    for i in 0..23 {
+        values.push(format!("v{i}"));
+        let v = values.last().unwrap().clone();
+        produce(&mut sa, 1000 + i, "snap", &[v.as_str()]).await;
+    }
+    let snapped = truncated_past(&seq, 20).await;
+    // Older snapshots are collected: at most the newest two are kept.
+    let kept = store.list("snapshots/").await.unwrap();
+    assert!(!kept.is_empty() && kept.len() <= 3, "{kept:?}");
+    // A new broker: from the snapshot, then the tail.
+    let b = start_shared(2, 5, seq.clone(), &store).await;
+    assert!(b.start_revision() >= snapped, "started from {} (snapshot {snapped})", b.start_revision());
+    let (revision, digest) = same_state(&a, &b).await;
+    println!("broker B started from snapshot {}, replayed {} records; both at revision {revision}, digest {digest:016x}", b.start_revision(), b.replayed().0);
+    let mut sb = TcpStream::connect(b.local_addr()).await.unwrap();
+    let from_a = fetch(&mut sa, 2000, "snap", 0).await;
+    let from_b = fetch(&mut sb, 2000, "snap", 0).await;
+    assert_eq!(from_a, from_b);
+    let want: Vec<&str> = values.iter().map(String::as_str).collect();
+    assert_eq!(from_b.1, expected(&want, 0));
+    // It keeps following: a record produced on A is served by B at the same offset.
+    let off = produce(&mut sa, 3000, "snap", &["late"]).await;
+    same_state(&a, &b).await;
+    assert_eq!(fetch(&mut sb, 3001, "snap", off).await.1, vec![(off, "late".to_string())]);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A sequencer whose watches break while the gate is closed (a broker cut
+/// off from the sequencer, falling behind).
+#[derive(Clone)]
+struct Gated {
+    inner: MemorySequencer,
+    open: Arc<AtomicBool>,
+}
+
+impl Sequencer for Gated {
+    async fn append(&self, record: Bytes) -> Result<u64, AppendError> {
+        self.inner.append(record).await
+    }
+    async fn watch(&self, from: u64) -> Result<Watch, SequencerError> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Err(SequencerError::Unavailable("gated".into()));
+        }
+        let mut inner = self.inner.watch(from).await?;
+        let (tx, watch) = Watch::channel();
+        let open = self.open.clone();
+        tokio::spawn(async move {
+            while let Some(item) = inner.next().await {
+                let item = if open.load(Ordering::SeqCst) { item } else { Err(SequencerError::Unavailable("gated".into())) };
+                let end = item.is_err();
+                if tx.send(item).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok(watch)
+    }
+    async fn current_revision(&self) -> Result<u64, SequencerError> {
+        self.inner.current_revision().await
+    }
+    async fn snapshot_revision(&self) -> Result<Option<u64>, SequencerError> {
+        self.inner.snapshot_revision().await
+    }
+    async fn publish_snapshot(&self, revision: u64) -> Result<bool, SequencerError> {
+        self.inner.publish_snapshot(revision).await
+    }
+    async fn truncate(&self, through: u64) -> Result<(), SequencerError> {
+        self.inner.truncate(through).await
+    }
+    async fn register(&self, me: Member, ttl: Duration) -> Result<Registration, SequencerError> {
+        self.inner.register(me, ttl).await
+    }
+    async fn watch_members(&self) -> Result<MemberWatch, SequencerError> {
+        self.inner.watch_members().await
+    }
+}
+
+#[tokio::test]
+async fn a_broker_whose_next_commit_was_truncated_reloads_the_snapshot() {
+    let seq = MemorySequencer::new();
+    let store = ObjectStoreBackend::memory();
+    let a = start_shared(1, 4, seq.clone(), &store).await;
+    let open = Arc::new(AtomicBool::new(true));
+    let b = start_shared(2, 4, Gated { inner: seq.clone(), open: open.clone() }, &store).await;
+    let mut sa = TcpStream::connect(a.local_addr()).await.unwrap();
+    create_topic(&mut sa, "lag").await;
+    produce(&mut sa, 1, "lag", &["before"]).await;
+    same_state(&a, &b).await;
+    let (behind, _) = b.applied_digest().await.unwrap();
+    // B is cut off; A goes on, snapshots and truncates past B's position.
+    open.store(false, Ordering::SeqCst);
+    for i in 0..12 {
+        produce(&mut sa, 10 + i, "lag", &["during"]).await;
+    }
+    truncated_past(&seq, behind + 4).await;
+    assert!(b.applied_digest().await.unwrap().0 <= behind + 1, "B was not cut off");
+    open.store(true, Ordering::SeqCst);
+    // B's next revision is gone: it reloads the snapshot and catches up.
+    same_state(&a, &b).await;
+    let mut sb = TcpStream::connect(b.local_addr()).await.unwrap();
+    assert_eq!(fetch(&mut sa, 50, "lag", 0).await, fetch(&mut sb, 50, "lag", 0).await);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The figure the issue asks for: size of a snapshot of 10,000 partitions
+/// (10 extents each) and how long a new broker takes to start from it.
+/// Printed, not asserted: `cargo test -p strata-runtime --test serve
+/// snapshot_of_10000_partitions -- --nocapture` (add --release for real figures).
+#[tokio::test]
+async fn snapshot_of_10000_partitions() {
+    use strata_core::log::apply::apply;
+    use strata_core::log::commit::{BatchEntry, Commit, CommitBody, NewTopic, Origin, PartitionEntry};
+    use strata_core::log::state::LogState;
+    let seq = MemorySequencer::new();
+    let store = ObjectStoreBackend::memory();
+    let mut state = LogState::default();
+    let origin = Origin { broker: 9, incarnation: 9, seq: 1 };
+    let topics: Vec<NewTopic> =
+        (0..10).map(|t| NewTopic { name: format!("topic-{t}"), partitions: 1000, configs: Default::default() }).collect();
+    let create = Commit { origin, body: CommitBody::CreateTopics(topics) };
+    apply(&mut state, seq.append(create.encode()).await.unwrap(), &create);
+    let ids: Vec<_> = state.topics.values().map(|t| t.id).collect();
+    for o in 0..100u64 {
+        let partitions = (0..1000u64)
+            .map(|i| {
+                let p = (o * 1000 + i) % 10_000;
+                let batch = BatchEntry { position: i * 1000, length: 1000, offset_count: 10, record_count: 10, max_timestamp: o as i64, producer_id: -1, producer_epoch: -1, base_sequence: -1, transactional: false };
+                PartitionEntry { topic_id: ids[(p / 1000) as usize], partition: (p % 1000) as i32, batches: vec![batch] }
+            })
+            .collect();
+        let c = Commit { origin, body: CommitBody::Object { key: format!("objects/{:02x}/object-{o:04}", o % 256), size: 1_000_000, partitions } };
+        apply(&mut state, seq.append(c.encode()).await.unwrap(), &c);
+    }
+    let started = std::time::Instant::now();
+    let bytes = strata_core::log::snapshot::encode(&state);
+    let encode_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let size = bytes.len();
+    store.put_create(&strata_core::log::snapshot::key(state.revision), bytes).await.unwrap();
+    assert!(seq.publish_snapshot(state.revision).await.unwrap());
+    seq.truncate(state.revision).await.unwrap();
+    let b = start_shared(2, 0, seq.clone(), &store).await;
+    let (replayed, took) = b.replayed();
+    assert_eq!((b.start_revision(), replayed), (state.revision, 0));
+    assert_eq!(b.applied_digest().await.unwrap(), (state.revision, state.digest()));
+    println!(
+        "snapshot of 10,000 partitions, 100,000 extents: {size} bytes ({:.1} MiB), encoded in {encode_ms:.0} ms; \
+         a new broker loaded it and was serving after {} ms",
+        size as f64 / (1 << 20) as f64,
+        took.as_millis()
+    );
+    b.shutdown().await;
 }

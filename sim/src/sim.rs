@@ -51,6 +51,8 @@ const BROKER_PORT: u16 = 9092;
 /// Lease of a broker's membership: brokers learn the live set from the
 /// sequencer, so all agree on each group's coordinator once leases settle.
 const MEMBER_TTL: Duration = Duration::from_millis(3000);
+/// Commits between snapshots in the simulation.
+const SNAPSHOT_EVERY_COMMITS: u64 = 20;
 
 fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
@@ -143,11 +145,18 @@ async fn broker_main(i: usize, seq_addr: SocketAddr, store_addr: SocketAddr, his
             shutdown_timeout: Duration::from_secs(5),
             // Short enough that partitions and crashes of a 20 s run expire leases.
             member_ttl: MEMBER_TTL,
+            // Small, so that a run sees several snapshots, truncations, starts
+            // from a snapshot and reloads of lagging brokers.
+            snapshot_every_commits: SNAPSHOT_EVERY_COMMITS,
         };
         match Server::start(cfg, sequencer, store).await {
             Ok(server) => {
                 let (n, _) = server.replayed();
-                history.log(&format!("broker{i}"), format!("started (incarnation {incarnation:016x}), replayed {n} records"));
+                let from = server.start_revision();
+                history.log(
+                    &format!("broker{i}"),
+                    format!("started (incarnation {incarnation:016x}) from snapshot {from}, replayed {n} records"),
+                );
                 std::future::pending::<()>().await;
                 drop(server);
             }
@@ -395,6 +404,8 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     // Final reads: wait until each broker has applied the whole log, then read everything.
     let expected = reference_ends(&seq_log, opts.partitions);
     history.log("checker", format!("the sequencer's log ({} records) gives log ends {expected:?}", seq_log.records().len()));
+    let (published, first) = seq_log.snapshot_state();
+    history.log("checker", format!("published snapshot {published:?}; the log is served from revision {first}"));
     let reads = {
         let (ctx, expected, n) = (ctx.clone(), expected.clone(), opts.brokers);
         cluster.clients[1]

@@ -92,6 +92,13 @@ impl Broker {
         self.members.owner(key.as_bytes())
     }
 
+    /// Whether this broker takes the cluster's snapshots: the controller (the
+    /// lowest live node id), so one live broker does (two at once would be
+    /// safe: the state at a revision is the same everywhere).
+    pub fn takes_snapshots(&self) -> bool {
+        self.controller_id() == self.cfg.node_id
+    }
+
     /// The broker named leader of a partition (and its only replica).
     pub(crate) fn leader_of(&self, topic_id: Uuid, partition: i32) -> i32 {
         self.members.owner(&partition_key(topic_id, partition)).node_id

@@ -18,6 +18,7 @@ mod produce;
 mod producer_id;
 mod producers;
 mod retention;
+mod snapshot;
 mod topic_partitions;
 
 use std::collections::BTreeMap;

@@ -139,7 +139,7 @@ pub(super) fn get_str(r: &mut Bytes) -> Result<String, DecodeError> {
     String::from_utf8(b.to_vec()).map_err(|_| strata_proto::DecodeErrorKind::InvalidUtf8.into())
 }
 
-fn put_map(w: &mut BytesMut, m: &BTreeMap<String, String>) {
+pub(super) fn put_map(w: &mut BytesMut, m: &BTreeMap<String, String>) {
     wire::put_uvarint(w, m.len() as u32);
     for (k, v) in m {
         put_str(w, k);
@@ -155,7 +155,7 @@ pub(super) fn get_count(r: &mut Bytes, min_item: usize) -> Result<usize, DecodeE
     Ok(n)
 }
 
-fn get_map(r: &mut Bytes) -> Result<BTreeMap<String, String>, DecodeError> {
+pub(super) fn get_map(r: &mut Bytes) -> Result<BTreeMap<String, String>, DecodeError> {
     let n = get_count(r, 2)?;
     let mut m = BTreeMap::new();
     for _ in 0..n {

@@ -361,6 +361,25 @@ impl Sequencer for EmbeddedSequencer {
     async fn watch_members(&self) -> Result<super::MemberWatch, SequencerError> {
         Ok(self.members.watch())
     }
+
+    // Snapshots: not kept. The embedded log serves one broker, which replays
+    // its own file at start; rewriting that file to drop a prefix would put
+    // its crash safety at risk for little gain. So nothing is ever published,
+    // and nothing may be truncated (the snapshotter stops on the first refusal).
+    async fn snapshot_revision(&self) -> Result<Option<u64>, SequencerError> {
+        Ok(None)
+    }
+
+    async fn publish_snapshot(&self, _revision: u64) -> Result<bool, SequencerError> {
+        Ok(false)
+    }
+
+    async fn truncate(&self, through: u64) -> Result<(), SequencerError> {
+        if through < self.inner.first_revision {
+            return Ok(()); // nothing there to delete
+        }
+        Err(SequencerError::BeyondSnapshot { through, snapshot: None })
+    }
 }
 
 // ---------------------------------------------------------------------------

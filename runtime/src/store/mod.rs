@@ -317,6 +317,13 @@ impl ObjectStoreBackend {
         Ok(listed)
     }
 
+    /// The whole object at `key` (snapshots).
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = object_path(key)?;
+        let got = self.store.get(&path).await.map_err(|e| map_error(key, e))?;
+        got.bytes().await.map_err(|e| map_error(key, e))
+    }
+
     /// Deletes the object at `key`; one already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = object_path(key)?;
