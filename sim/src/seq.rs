@@ -211,6 +211,7 @@ pub async fn run_server(addr: SocketAddr, log: Arc<SeqLog>, faults: Arc<Faults>,
                 SeqReq::Current => Some(SeqResp::Current(log.revision())),
                 req @ (SeqReq::Register { .. } | SeqReq::KeepAlive { .. } | SeqReq::Revoke { .. } | SeqReq::Members { .. }) => {
                     log.leases.serve(req, &faults, &history).await
+                }
                 SeqReq::SnapshotRevision => Some(SeqResp::Snapshot(log.snapshot_state().0)),
                 SeqReq::Publish(revision) => {
                     lossy(&faults, &history, format!("publish snapshot {revision}"), || log.publish(revision)).map(SeqResp::Published)
