@@ -61,6 +61,21 @@ pub enum Input {
     Skipped { revision: u64 },
     /// Write the open object now instead of waiting for `flush.ms` (shutdown).
     Flush,
+    /// The live brokers now (from the sequencer's leased registrations): the
+    /// whole set, replacing the previous one. This broker is always in its
+    /// own view, whether or not the set names it.
+    Members(Vec<crate::broker::Peer>),
+    /// The listing [`Output::ListObjects`] asked for.
+    ObjectsListed { result: Result<Vec<ListedObject>, String> },
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its key.
+    pub key: String,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub last_modified_ms: u64,
 }
 
 /// Something the core wants done.
@@ -82,4 +97,8 @@ pub enum Output {
     SetTimer { timer: TimerId, at_ms: u64 },
     /// Close the connection (Kafka closes on some protocol errors).
     Close { conn: ConnId },
+    /// List the objects under `prefix`; answer with [`Input::ObjectsListed`].
+    ListObjects { prefix: String },
+    /// Delete these objects (no answer: a failure is logged, the next pass retries).
+    DeleteObjects { keys: Vec<String> },
 }

@@ -23,10 +23,12 @@ pub enum Bug {
     CommitAnyGeneration = 6,
     /// A claim of a group drops its committed offsets (a new coordinator starts without them).
     ForgetOffsetsOnClaim = 7,
+    /// The object GC deletes unreferenced objects without fencing them first.
+    GcWithoutFence = 8,
 }
 
 /// Every planted bug, by name.
-pub const ALL: [(&str, Bug); 7] = [
+pub const ALL: [(&str, Bug); 8] = [
     ("ack-before-apply", Bug::AckBeforeApply),
     ("skip-dedup", Bug::SkipDedup),
     ("double-apply", Bug::DoubleApply),
@@ -34,6 +36,7 @@ pub const ALL: [(&str, Bug); 7] = [
     ("lose-failed-object", Bug::LoseFailedObject),
     ("commit-any-generation", Bug::CommitAnyGeneration),
     ("forget-offsets-on-claim", Bug::ForgetOffsetsOnClaim),
+    ("gc-without-fence", Bug::GcWithoutFence),
 ];
 
 static ACTIVE: AtomicU8 = AtomicU8::new(0);

@@ -464,9 +464,13 @@ fn join_refuses_bad_session_timeouts_and_mismatched_protocols() {
 
 #[test]
 fn groups_spread_over_the_cluster_and_others_get_not_coordinator() {
-    use strata_core::broker::{BrokerConfig, Peer};
-    let peers = vec![Peer { node_id: 2, host: "b2".into(), port: 9093 }, Peer { node_id: 3, host: "b3".into(), port: 9094 }];
-    let mut h = Harness::with_config(BrokerConfig { peers, ..BrokerConfig::for_tests() });
+    use strata_core::broker::Peer;
+    let peers = vec![
+        Peer { node_id: 2, host: "b2".into(), port: 9093, rack: None },
+        Peer { node_id: 3, host: "b3".into(), port: 9094, rack: None },
+    ];
+    let mut h = Harness::new();
+    h.feed(strata_core::io::Input::Members(peers));
     let keys: Vec<String> = (0..60).map(|i| format!("group-{i}")).collect();
     let req = FindCoordinatorRequest { key_type: 0, coordinator_keys: keys.clone(), ..Default::default() };
     let ResponseBody::FindCoordinator(r) = h.call(4, req.into()) else { panic!() };

@@ -1,5 +1,6 @@
 //! Retention: the periodic sweep moves log starts past extents older than
-//! retention.ms or beyond retention.bytes, by commit, for delete-policy topics.
+//! retention.ms or beyond retention.bytes, by commit, for delete-policy topics;
+//! the object GC then deletes what no extent references, as well as orphans.
 
 mod common;
 
@@ -68,4 +69,65 @@ fn retention_bytes_keeps_the_newest_extents_and_compacted_topics_are_left_alone(
     // Only the newest extent is kept: dropping it would leave less than 1 byte.
     assert_eq!(log_start(&h, "b"), 2);
     assert_eq!(log_start(&h, "c"), 0, "cleanup.policy=compact: retention does not delete");
+}
+
+#[test]
+fn object_gc_deletes_unreferenced_objects_after_the_grace_period_and_nothing_referenced() {
+    const GRACE: u64 = 60_000;
+    let cfg = strata_core::broker::BrokerConfig {
+        object_gc_interval_ms: 10_000,
+        object_gc_grace_ms: GRACE,
+        request_timeout_ms: 1_000,
+        ..strata_core::broker::BrokerConfig::for_tests()
+    };
+    let mut h = Harness::with_config(cfg);
+    h.create_topic("g", 1);
+    for i in 0..3 {
+        let v = format!("v{i}");
+        assert_eq!(h.produce("g", 0, batch_at(1_000, &[&v]), -1).responses[0].partition_responses[0].error_code, ec::NONE);
+    }
+    let written: Vec<String> = h.objects.keys().cloned().collect();
+    assert_eq!(written.len(), 3, "one object per produce: {written:?}");
+    // An orphan: written by a flush whose commit never came (a crash between the two).
+    h.objects.insert("objects/ff/9-00000000000000aa-0000000001-r1".into(), Bytes::from_static(b"orphan"));
+    h.written_at.insert("objects/ff/9-00000000000000aa-0000000001-r1".into(), h.now);
+    // Something that is not an object of ours is never touched.
+    h.objects.insert("snapshots/00000000000000000001".into(), Bytes::from_static(b"snap"));
+
+    h.advance(GRACE / 2);
+    assert_eq!(h.objects.len(), 5, "nothing is old enough yet");
+    h.advance(GRACE);
+    let left: Vec<&String> = h.objects.keys().collect();
+    assert!(!left.iter().any(|k| k.starts_with("objects/ff/")), "the orphan is gone: {left:?}");
+    assert_eq!(h.objects.len(), 4, "every referenced object stays: {left:?}");
+
+    // DeleteRecords past the first two records leaves two objects unreferenced.
+    let r = h.call(
+        2,
+        strata_proto::RequestBody::DeleteRecords(strata_proto::messages::DeleteRecordsRequest {
+            topics: vec![strata_proto::messages::delete_records_request::DeleteRecordsTopic {
+                name: "g".into(),
+                partitions: vec![strata_proto::messages::delete_records_request::DeleteRecordsPartition {
+                    partition_index: 0,
+                    offset: 2,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: 1000,
+            ..Default::default()
+        }),
+    );
+    let strata_proto::ResponseBody::DeleteRecords(r) = r else { panic!("{r:?}") };
+    assert_eq!(r.topics[0].partitions[0].error_code, ec::NONE);
+    assert_eq!(log_start(&h, "g"), 2);
+    h.advance(GRACE + 10_000);
+    let referenced: Vec<String> =
+        h.broker.log().partition("g", 0).unwrap().extents.iter().map(|e| e.object.to_string()).collect();
+    let left_objects: Vec<String> = h.objects.keys().filter(|k| k.starts_with("objects/")).cloned().collect();
+    assert_eq!(left_objects, referenced, "exactly the referenced objects are left");
+    assert_eq!(left_objects.len(), 1);
+    assert!(h.objects.contains_key("snapshots/00000000000000000001"), "only objects/ is collected");
+    let f = h.fetch("g", 0, 2, 1 << 20);
+    assert_eq!(common::records_of(&f), vec![(2, "v2".to_string())], "what is left is still readable");
 }

@@ -101,6 +101,15 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_RACK")]
     pub rack: Option<String>,
 
+    /// Lease of this broker's entry in the live-broker set: a broker that
+    /// stops (or is cut off from the sequencer) leaves Metadata and its
+    /// partitions and groups move to the others within this long. Like
+    /// Kafka's broker.session.timeout.ms (9 s), rounded to etcd's whole
+    /// seconds; shorter moves work sooner after a crash but a pause (GC,
+    /// a slow sequencer) longer than it makes a live broker drop out.
+    #[arg(long, env = "STRATA_MEMBER_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    pub member_ttl_ms: u64,
+
     /// Write the open object once it holds this many bytes. Each object costs
     /// one object-store PUT and one sequencer commit whatever its size, so
     /// bigger objects amortise both under load; 4 MiB keeps every object a
@@ -155,6 +164,13 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_RECENT_OBJECT_BYTES", default_value_t = 64 * MIB as usize)]
     pub recent_object_bytes: usize,
 
+    /// Write a snapshot of the applied state to the object store every this
+    /// many commits, publish it in the sequencer and drop the commits before
+    /// it, so that the sequencer stays small and brokers start from the
+    /// snapshot (0: never). The embedded sequencer keeps no snapshots.
+    #[arg(long, env = "STRATA_SNAPSHOT_EVERY_COMMITS", default_value_t = 10_000)]
+    pub snapshot_every_commits: u64,
+
     /// Bytes of object ranges kept in memory for fetches (LRU).
     #[arg(long, env = "STRATA_CACHE_BYTES", default_value_t = 256 * MIB as usize)]
     pub cache_bytes: usize,
@@ -192,6 +208,19 @@ pub struct ServeArgs {
     /// answered before exiting anyway.
     #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
+
+    /// How often the object store is listed to delete objects nothing
+    /// references any more (what retention, DeleteRecords and DeleteTopics
+    /// freed, and orphans of flushes whose commit never came). One broker of
+    /// the cluster does it. 0 turns it off.
+    #[arg(long, env = "STRATA_OBJECT_GC_INTERVAL_MS", default_value_t = 300_000)]
+    pub object_gc_interval_ms: u64,
+
+    /// How old an unreferenced object must be before the GC deletes it: covers
+    /// a commit still on its way and a lagging broker still reading. Never
+    /// less than twice --request-timeout-ms.
+    #[arg(long, env = "STRATA_OBJECT_GC_GRACE_MS", default_value_t = 600_000)]
+    pub object_gc_grace_ms: u64,
 
     /// Any other Kafka broker config, as NAME=VALUE (repeatable; the
     /// environment variable takes a comma-separated list), e.g.

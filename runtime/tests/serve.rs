@@ -1,19 +1,22 @@
 //! `strata serve` in-process: start a server on 127.0.0.1:0 with a temporary
 //! data directory and talk Kafka to it over TCP.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use strata_proto::codec::header::{decode_response_frame, Request};
-use strata_proto::messages::{ApiVersionsRequest, ApiVersionsResponse};
-use strata_proto::{ApiKey, RequestBody, RequestHeader, ResponseBody};
+use common::*;
+use strata_proto::codec::header::decode_response_frame;
+use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
+use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strata_proto::messages::{ApiVersionsRequest, ApiVersionsResponse, FetchRequest, ProduceRequest};
+use strata_proto::{ApiKey, RequestBody, ResponseBody};
 use strata_runtime::cli::ServeArgs;
 use strata_runtime::server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn start(dir: &Path) -> Server {
     let mut args = ServeArgs::defaults();
@@ -22,35 +25,12 @@ async fn start(dir: &Path) -> Server {
     Server::open(&args).await.expect("server starts")
 }
 
-fn request_frame(correlation_id: i32, version: i16, body: RequestBody) -> BytesMut {
-    let header = RequestHeader {
-        api_key: body.api_key() as i16,
-        api_version: version,
-        correlation_id,
-        client_id: Some("strata-test".into()),
-    };
-    let mut buf = BytesMut::new();
-    Request { header, body }.encode_frame(&mut buf).expect("encodes");
-    buf
-}
 
 fn api_versions(correlation_id: i32) -> BytesMut {
     let body = ApiVersionsRequest { client_software_name: "strata-test".into(), client_software_version: "1".into() };
     request_frame(correlation_id, 3, RequestBody::ApiVersions(body))
 }
 
-/// Reads one response frame; `None` if the connection closed.
-async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut prefix = [0u8; 4];
-    match tokio::time::timeout(TIMEOUT, stream.read_exact(&mut prefix)).await.expect("no answer in time") {
-        Ok(_) => {}
-        Err(_) => return None,
-    }
-    let len = i32::from_be_bytes(prefix) as usize;
-    let mut frame = vec![0u8; len];
-    tokio::time::timeout(TIMEOUT, stream.read_exact(&mut frame)).await.expect("no answer in time").ok()?;
-    Some(Bytes::from(frame))
-}
 
 async fn expect_closed(stream: &mut TcpStream) {
     let mut buf = [0u8; 64];
@@ -60,14 +40,6 @@ async fn expect_closed(stream: &mut TcpStream) {
     }
 }
 
-async fn call(stream: &mut TcpStream, correlation_id: i32, version: i16, body: RequestBody) -> ResponseBody {
-    let key = body.api_key();
-    stream.write_all(&request_frame(correlation_id, version, body)).await.unwrap();
-    let frame = read_frame(stream).await.expect("a response");
-    let (header, body) = decode_response_frame(frame, key, version).expect("response decodes");
-    assert_eq!(header.correlation_id, correlation_id);
-    body
-}
 
 fn check_api_versions(body: &ApiVersionsResponse) {
     assert_eq!(body.error_code, 0);
@@ -229,106 +201,6 @@ async fn a_busy_port_is_reported_in_plain_words() {
 
 // ---- produce and fetch ----------------------------------------------------
 
-use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
-use strata_proto::messages::metadata_request::MetadataRequestTopic;
-use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use strata_proto::messages::{FetchRequest, MetadataRequest, ProduceRequest};
-use strata_proto::records::{batches, BatchBuilder, Compression, TailMode};
-
-const PRODUCE_V: i16 = 9;
-const FETCH_V: i16 = 12;
-const METADATA_V: i16 = 12;
-
-/// Creates `topic` through Metadata auto-creation; returns its partition count.
-async fn create_topic(s: &mut TcpStream, topic: &str) -> usize {
-    for attempt in 0..50 {
-        let body = MetadataRequest {
-            topics: Some(vec![MetadataRequestTopic { name: Some(topic.into()), ..Default::default() }]),
-            allow_auto_topic_creation: true,
-            ..Default::default()
-        };
-        let ResponseBody::Metadata(m) = call(s, 100 + attempt, METADATA_V, RequestBody::Metadata(body)).await else {
-            panic!("not Metadata")
-        };
-        let t = &m.topics[0];
-        if t.error_code == 0 && !t.partitions.is_empty() {
-            return t.partitions.len();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("topic {topic} was not created");
-}
-
-fn batch(values: &[&str]) -> Bytes {
-    let mut b = BatchBuilder::new(Compression::None);
-    for (i, v) in values.iter().enumerate() {
-        b.push(1_700_000_000_000 + i as i64, Some(format!("k{i}").as_bytes()), Some(v.as_bytes()), &[]).unwrap();
-    }
-    b.build().unwrap()
-}
-
-/// Produces one batch with acks=-1; returns the base offset.
-async fn produce(s: &mut TcpStream, correlation_id: i32, topic: &str, values: &[&str]) -> i64 {
-    let body = ProduceRequest {
-        acks: -1,
-        timeout_ms: 10_000,
-        topic_data: vec![TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![PartitionProduceData { index: 0, records: Some(batch(values)) }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let ResponseBody::Produce(r) = call(s, correlation_id, PRODUCE_V, RequestBody::Produce(body)).await else {
-        panic!("not Produce")
-    };
-    let p = &r.responses[0].partition_responses[0];
-    assert_eq!(p.error_code, 0, "produce error: {p:?}");
-    p.base_offset
-}
-
-/// Fetches partition 0 of `topic` from `offset`; returns (offset, value) of every record.
-async fn fetch(s: &mut TcpStream, correlation_id: i32, topic: &str, offset: i64) -> (i64, Vec<(i64, String)>) {
-    let body = FetchRequest {
-        replica_id: -1,
-        max_wait_ms: 100,
-        min_bytes: 1,
-        max_bytes: 50 << 20,
-        session_epoch: -1,
-        topics: vec![FetchTopic {
-            topic: topic.into(),
-            partitions: vec![FetchPartition {
-                partition: 0,
-                current_leader_epoch: -1,
-                fetch_offset: offset,
-                last_fetched_epoch: -1,
-                log_start_offset: -1,
-                partition_max_bytes: 10 << 20,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let ResponseBody::Fetch(r) = call(s, correlation_id, FETCH_V, RequestBody::Fetch(body)).await else {
-        panic!("not Fetch")
-    };
-    assert_eq!(r.error_code, 0);
-    let p = &r.responses[0].partitions[0];
-    assert_eq!(p.error_code, 0, "fetch error: {p:?}");
-    let mut out = Vec::new();
-    for b in batches(p.records.clone().unwrap_or_default(), TailMode::AllowTruncated) {
-        let b = b.unwrap();
-        b.verify_crc().unwrap();
-        let base = b.header().base_offset;
-        for r in b.records(1 << 20).unwrap() {
-            let r = r.unwrap();
-            out.push((base + i64::from(r.offset_delta), String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
-        }
-    }
-    (p.high_watermark, out)
-}
-
 fn expected(values: &[&str], from: i64) -> Vec<(i64, String)> {
     values.iter().enumerate().map(|(i, v)| (from + i as i64, v.to_string())).collect()
 }
@@ -484,4 +356,211 @@ async fn responses_keep_request_order_and_acks_0_is_skipped() {
     let (h, _) = decode_response_frame(read_frame(&mut s).await.unwrap(), ApiKey::ApiVersions, 3).unwrap();
     assert_eq!(h.correlation_id, 3, "the acks=0 produce got no response");
     server.shutdown().await;
+}
+
+// ---- snapshots ------------------------------------------------------------
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use strata_runtime::sequencer::{AppendError, Member, MemberWatch, MemorySequencer, Registration, Sequencer, SequencerError, Watch};
+use strata_runtime::server::ServerConfig;
+use strata_runtime::store::ObjectStoreBackend;
+
+/// A broker of a cluster sharing `seq` and `store` (the lowest live node id
+/// snapshots every `every` commits).
+async fn start_shared<S: Sequencer + 'static>(node_id: i32, every: u64, seq: S, store: &ObjectStoreBackend) -> Server {
+    let mut cfg = ServerConfig::from_args(&ServeArgs::defaults(), 1000 + node_id as u64);
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.broker.node_id = node_id;
+    cfg.snapshot_every_commits = every;
+    Server::start(cfg, Arc::new(seq), store.clone()).await.expect("server starts")
+}
+
+/// Waits until `b` has applied what `a` has and has the same state.
+async fn same_state(a: &Server, b: &Server) -> (u64, u64) {
+    for _ in 0..500 {
+        let (x, y) = (a.applied_digest().await.unwrap(), b.applied_digest().await.unwrap());
+        if x == y {
+            return x;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the brokers never reached the same state: {:?} vs {:?}", a.applied_digest().await, b.applied_digest().await);
+}
+
+/// Waits until a snapshot at or after `at_least` is published and the log truncated behind it.
+async fn truncated_past(seq: &MemorySequencer, at_least: u64) -> u64 {
+    for _ in 0..500 {
+        if let Some(r) = seq.snapshot_revision().await.unwrap() {
+            if r >= at_least && seq.first_revision() > r {
+                return r;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no snapshot at or after {at_least} was published and truncated behind");
+}
+
+#[tokio::test]
+async fn a_new_broker_starts_from_the_snapshot_plus_the_tail_and_serves_identical_data() {
+    let seq = MemorySequencer::new();
+    let store = ObjectStoreBackend::memory();
+    let a = start_shared(1, 5, seq.clone(), &store).await;
+    let mut sa = TcpStream::connect(a.local_addr()).await.unwrap();
+    create_topic(&mut sa, "snap").await;
+    let mut values = Vec::new();
+    for i in 0..23 {
+        values.push(format!("v{i}"));
+        let v = values.last().unwrap().clone();
+        produce(&mut sa, 1000 + i, "snap", &[v.as_str()]).await;
+    }
+    let snapped = truncated_past(&seq, 20).await;
+    // Older snapshots are collected: at most the newest two are kept.
+    let kept = store.list("snapshots/").await.unwrap();
+    assert!(!kept.is_empty() && kept.len() <= 3, "{kept:?}");
+    // A new broker: from the snapshot, then the tail.
+    let b = start_shared(2, 5, seq.clone(), &store).await;
+    assert!(b.start_revision() >= snapped, "started from {} (snapshot {snapped})", b.start_revision());
+    let (revision, digest) = same_state(&a, &b).await;
+    println!("broker B started from snapshot {}, replayed {} records; both at revision {revision}, digest {digest:016x}", b.start_revision(), b.replayed().0);
+    let mut sb = TcpStream::connect(b.local_addr()).await.unwrap();
+    let from_a = fetch(&mut sa, 2000, "snap", 0).await;
+    let from_b = fetch(&mut sb, 2000, "snap", 0).await;
+    assert_eq!(from_a, from_b);
+    let want: Vec<&str> = values.iter().map(String::as_str).collect();
+    assert_eq!(from_b.1, expected(&want, 0));
+    // It keeps following: a record produced on A is served by B at the same offset.
+    let off = produce(&mut sa, 3000, "snap", &["late"]).await;
+    same_state(&a, &b).await;
+    assert_eq!(fetch(&mut sb, 3001, "snap", off).await.1, vec![(off, "late".to_string())]);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A sequencer whose watches break while the gate is closed (a broker cut
+/// off from the sequencer, falling behind).
+#[derive(Clone)]
+struct Gated {
+    inner: MemorySequencer,
+    open: Arc<AtomicBool>,
+}
+
+impl Sequencer for Gated {
+    async fn append(&self, record: Bytes) -> Result<u64, AppendError> {
+        self.inner.append(record).await
+    }
+    async fn watch(&self, from: u64) -> Result<Watch, SequencerError> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Err(SequencerError::Unavailable("gated".into()));
+        }
+        let mut inner = self.inner.watch(from).await?;
+        let (tx, watch) = Watch::channel();
+        let open = self.open.clone();
+        tokio::spawn(async move {
+            while let Some(item) = inner.next().await {
+                let item = if open.load(Ordering::SeqCst) { item } else { Err(SequencerError::Unavailable("gated".into())) };
+                let end = item.is_err();
+                if tx.send(item).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok(watch)
+    }
+    async fn current_revision(&self) -> Result<u64, SequencerError> {
+        self.inner.current_revision().await
+    }
+    async fn snapshot_revision(&self) -> Result<Option<u64>, SequencerError> {
+        self.inner.snapshot_revision().await
+    }
+    async fn publish_snapshot(&self, revision: u64) -> Result<bool, SequencerError> {
+        self.inner.publish_snapshot(revision).await
+    }
+    async fn truncate(&self, through: u64) -> Result<(), SequencerError> {
+        self.inner.truncate(through).await
+    }
+    async fn register(&self, me: Member, ttl: Duration) -> Result<Registration, SequencerError> {
+        self.inner.register(me, ttl).await
+    }
+    async fn watch_members(&self) -> Result<MemberWatch, SequencerError> {
+        self.inner.watch_members().await
+    }
+}
+
+#[tokio::test]
+async fn a_broker_whose_next_commit_was_truncated_reloads_the_snapshot() {
+    let seq = MemorySequencer::new();
+    let store = ObjectStoreBackend::memory();
+    let a = start_shared(1, 4, seq.clone(), &store).await;
+    let open = Arc::new(AtomicBool::new(true));
+    let b = start_shared(2, 4, Gated { inner: seq.clone(), open: open.clone() }, &store).await;
+    let mut sa = TcpStream::connect(a.local_addr()).await.unwrap();
+    create_topic(&mut sa, "lag").await;
+    produce(&mut sa, 1, "lag", &["before"]).await;
+    same_state(&a, &b).await;
+    let (behind, _) = b.applied_digest().await.unwrap();
+    // B is cut off; A goes on, snapshots and truncates past B's position.
+    open.store(false, Ordering::SeqCst);
+    for i in 0..12 {
+        produce(&mut sa, 10 + i, "lag", &["during"]).await;
+    }
+    truncated_past(&seq, behind + 4).await;
+    assert!(b.applied_digest().await.unwrap().0 <= behind + 1, "B was not cut off");
+    open.store(true, Ordering::SeqCst);
+    // B's next revision is gone: it reloads the snapshot and catches up.
+    same_state(&a, &b).await;
+    let mut sb = TcpStream::connect(b.local_addr()).await.unwrap();
+    assert_eq!(fetch(&mut sa, 50, "lag", 0).await, fetch(&mut sb, 50, "lag", 0).await);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The figure the issue asks for: size of a snapshot of 10,000 partitions
+/// (10 extents each) and how long a new broker takes to start from it.
+/// Printed, not asserted: `cargo test -p strata-runtime --test serve
+/// snapshot_of_10000_partitions -- --nocapture` (add --release for real figures).
+#[tokio::test]
+async fn snapshot_of_10000_partitions() {
+    use strata_core::log::apply::apply;
+    use strata_core::log::commit::{BatchEntry, Commit, CommitBody, NewTopic, Origin, PartitionEntry};
+    use strata_core::log::state::LogState;
+    let seq = MemorySequencer::new();
+    let store = ObjectStoreBackend::memory();
+    let mut state = LogState::default();
+    let origin = Origin { broker: 9, incarnation: 9, seq: 1 };
+    let topics: Vec<NewTopic> =
+        (0..10).map(|t| NewTopic { name: format!("topic-{t}"), partitions: 1000, configs: Default::default() }).collect();
+    let create = Commit { origin, body: CommitBody::CreateTopics(topics) };
+    apply(&mut state, seq.append(create.encode()).await.unwrap(), &create);
+    let ids: Vec<_> = state.topics.values().map(|t| t.id).collect();
+    for o in 0..100u64 {
+        let partitions = (0..1000u64)
+            .map(|i| {
+                let p = (o * 1000 + i) % 10_000;
+                let batch = BatchEntry { position: i * 1000, length: 1000, offset_count: 10, record_count: 10, max_timestamp: o as i64, producer_id: -1, producer_epoch: -1, base_sequence: -1, transactional: false };
+                PartitionEntry { topic_id: ids[(p / 1000) as usize], partition: (p % 1000) as i32, batches: vec![batch] }
+            })
+            .collect();
+        let c = Commit { origin, body: CommitBody::Object { key: format!("objects/{:02x}/object-{o:04}", o % 256), size: 1_000_000, partitions } };
+        apply(&mut state, seq.append(c.encode()).await.unwrap(), &c);
+    }
+    let started = std::time::Instant::now();
+    let bytes = strata_core::log::snapshot::encode(&state);
+    let encode_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let size = bytes.len();
+    store.put_create(&strata_core::log::snapshot::key(state.revision), bytes).await.unwrap();
+    assert!(seq.publish_snapshot(state.revision).await.unwrap());
+    seq.truncate(state.revision).await.unwrap();
+    let b = start_shared(2, 0, seq.clone(), &store).await;
+    let (replayed, took) = b.replayed();
+    assert_eq!((b.start_revision(), replayed), (state.revision, 0));
+    assert_eq!(b.applied_digest().await.unwrap(), (state.revision, state.digest()));
+    println!(
+        "snapshot of 10,000 partitions, 100,000 extents: {size} bytes ({:.1} MiB), encoded in {encode_ms:.0} ms; \
+         a new broker loaded it and was serving after {} ms",
+        size as f64 / (1 << 20) as f64,
+        took.as_millis()
+    );
+    b.shutdown().await;
 }

@@ -253,6 +253,7 @@ pub fn summarize_commit(record: &Bytes) -> String {
                         .collect();
                     format!("object {key} {}", parts.join(" "))
                 }
+                CommitBody::FenceObjects { below } => format!("fence objects created before revision {below}"),
                 other => format!("{:?}", std::mem::discriminant(other)).replace("Discriminant", "commit"),
             };
             format!("from broker {} seq {}: {body}", o.broker, o.seq)

@@ -12,9 +12,13 @@ pub mod check;
 #[cfg(madsim)]
 pub mod clients;
 #[cfg(madsim)]
+pub mod crash;
+#[cfg(madsim)]
 pub mod groups;
 #[cfg(madsim)]
 pub mod history;
+#[cfg(madsim)]
+pub mod leases;
 #[cfg(madsim)]
 pub mod rpc;
 #[cfg(madsim)]
@@ -31,6 +35,7 @@ pub enum Profile {
     Network,
     Storage,
     Sequencer,
+    /// Brokers killed at random moments and crashed at the crash points (mid-flush, mid-commit, mid-apply).
     Process,
     All,
 }
@@ -86,12 +91,17 @@ pub struct Faults {
     pub seq_drop: f64,
     pub seq_lost_answer: f64,
     pub seq_break_watch: f64,
+    /// A broker crashes at a crash point it passes (mid-flush, mid-commit, mid-apply).
+    pub broker_crash: f64,
+    /// A lease expires at a keep-alive, early: the broker registers again.
+    pub seq_lease_expire: f64,
 }
 
 impl Faults {
     pub fn for_profile(p: Profile) -> Self {
         let s = if p.storage() { 1.0 } else { 0.0 };
         let q = if p.sequencer() { 1.0 } else { 0.0 };
+        let c = if p.process() { 1.0 } else { 0.0 };
         Faults {
             store_error: 0.05 * s,
             store_lost_answer: 0.03 * s,
@@ -100,6 +110,8 @@ impl Faults {
             seq_drop: 0.03 * q,
             seq_lost_answer: 0.05 * q,
             seq_break_watch: 0.02 * q,
+            broker_crash: 0.001 * c,
+            seq_lease_expire: 0.03 * q,
         }
     }
 }

@@ -6,17 +6,27 @@
 //! and appends lost before being applied (both seen as unknown outcome by
 //! the broker), watch streams that break (the broker's applier re-watches from
 //! its last applied revision), and crash/restart of the node (its log is
-//! durable: it lives outside the node and survives the restart).
+//! durable: it lives outside the node and survives the restart). Broker
+//! membership (leases, keep-alives, the live set) is in [`crate::leases`].
+//!
+//! Snapshots: the log also holds the published snapshot's revision, moved by
+//! compare-and-swap, and truncates its prefix behind it: reads from a
+//! truncated revision are answered `Compacted`, as etcd does. Faults: a
+//! publish or a truncate lost before it reached the log, or applied with its
+//! answer lost (the broker sees an unknown outcome either way). Truncation
+//! hides records from the brokers only: the checker still replays the whole
+//! history ([`SeqLog::records`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_runtime::sequencer::{AppendError, Sequencer, SequencerError, Watch};
+use strata_runtime::sequencer::{AppendError, Member, MemberWatch, Registration, Sequencer, SequencerError, Watch};
 use tokio::sync::Notify;
 
 use crate::history::History;
+use crate::leases::{self, Leases};
 use crate::rpc::{self, CallError, RpcClient};
 use crate::{chance, Faults};
 
@@ -26,18 +36,60 @@ pub const SEQ_PORT: u16 = 2379;
 /// The durable part of the sequencer: survives the node's crash.
 pub struct SeqLog {
     records: Mutex<Vec<Bytes>>,
+    /// The brokers' leases (durable like the log).
+    leases: Leases,
+    /// The published snapshot and the first revision still served.
+    snapshots: Mutex<SnapshotPointer>,
     /// Wakes long-polling reads. (Not a tokio `watch`: its receivers pick one
     /// of several notifiers at random, from a seed the simulation cannot set.)
     appended: Notify,
 }
 
+/// The snapshot pointer and the truncation point.
+#[derive(Debug, Clone, Copy)]
+struct SnapshotPointer {
+    published: Option<u64>,
+    /// The first revision reads are still served from (1 until a truncate).
+    first: u64,
+}
+
 impl SeqLog {
     /// An empty log.
     pub fn new() -> Arc<Self> {
-        Arc::new(SeqLog { records: Mutex::new(Vec::new()), appended: Notify::new() })
+        Arc::new(SeqLog {
+            records: Mutex::new(Vec::new()),
+            leases: Leases::default(),
+            snapshots: Mutex::new(SnapshotPointer { published: None, first: 1 }),
+            appended: Notify::new(),
+        })
     }
 
-    /// Every record, in revision order (revision = index + 1).
+    /// The published snapshot's revision and the first revision still served.
+    pub fn snapshot_state(&self) -> (Option<u64>, u64) {
+        let p = *self.snapshots.lock().unwrap();
+        (p.published, p.first)
+    }
+
+    fn publish(&self, revision: u64) -> bool {
+        let mut p = self.snapshots.lock().unwrap();
+        if p.published.is_some_and(|s| s >= revision) || revision > self.revision() {
+            return false;
+        }
+        p.published = Some(revision);
+        true
+    }
+
+    fn truncate(&self, through: u64) -> Result<(), Option<u64>> {
+        let mut p = self.snapshots.lock().unwrap();
+        if p.published.is_none_or(|s| through > s) {
+            return Err(p.published);
+        }
+        p.first = p.first.max(through + 1);
+        Ok(())
+    }
+
+    /// Every record ever appended, in revision order (revision = index + 1),
+    /// truncated or not.
     pub fn records(&self) -> Vec<Bytes> {
         self.records.lock().unwrap().clone()
     }
@@ -62,6 +114,17 @@ pub enum SeqReq {
     /// Records from revision `from`, waiting up to `wait` for one to exist.
     Read { from: u64, wait: Duration },
     Current,
+    /// Puts a broker's member record under a new lease of `ttl`.
+    Register { node_id: i32, member: Bytes, ttl: Duration },
+    /// Extends a lease.
+    KeepAlive { lease: u64 },
+    /// Ends a lease (its member leaves).
+    Revoke { lease: u64 },
+    /// The live set once its version differs from `known` (or after a wait).
+    Members { known: Option<u64> },
+    SnapshotRevision,
+    Publish(u64),
+    Truncate(u64),
 }
 
 /// Answers of the sequencer node.
@@ -71,6 +134,17 @@ pub enum SeqResp {
     Records(Vec<(u64, Bytes)>),
     ReadFailed,
     Current(u64),
+    Leased(u64),
+    /// False: the lease is unknown or expired.
+    KeptAlive(bool),
+    Revoked,
+    Members { version: u64, members: Vec<Bytes> },
+    /// The read's revision is truncated; the log starts at `first`.
+    Compacted { first: u64 },
+    Snapshot(Option<u64>),
+    Published(bool),
+    /// Truncated, or refused (beyond the published snapshot, which is given).
+    Truncated(Result<(), Option<u64>>),
 }
 
 /// Records handed out per read.
@@ -108,6 +182,11 @@ pub async fn run_server(addr: SocketAddr, log: Arc<SeqLog>, faults: Arc<Faults>,
                         return Some(SeqResp::ReadFailed);
                     }
                     let from = from.max(1);
+                    let (_, first) = log.snapshot_state();
+                    if from < first {
+                        history.log("seq", format!("read from {from}: compacted (log starts at {first})"));
+                        return Some(SeqResp::Compacted { first });
+                    }
                     let _ = tokio::time::timeout(wait, async {
                         loop {
                             let notified = log.appended.notified();
@@ -130,10 +209,34 @@ pub async fn run_server(addr: SocketAddr, log: Arc<SeqLog>, faults: Arc<Faults>,
                     Some(SeqResp::Records(out))
                 }
                 SeqReq::Current => Some(SeqResp::Current(log.revision())),
+                req @ (SeqReq::Register { .. } | SeqReq::KeepAlive { .. } | SeqReq::Revoke { .. } | SeqReq::Members { .. }) => {
+                    log.leases.serve(req, &faults, &history).await
+                }
+                SeqReq::SnapshotRevision => Some(SeqResp::Snapshot(log.snapshot_state().0)),
+                SeqReq::Publish(revision) => {
+                    lossy(&faults, &history, format!("publish snapshot {revision}"), || log.publish(revision)).map(SeqResp::Published)
+                }
+                SeqReq::Truncate(through) => {
+                    lossy(&faults, &history, format!("truncate through {through}"), || log.truncate(through)).map(SeqResp::Truncated)
+                }
             }
         }
     })
     .await
+}
+
+/// Runs `op` on the log under the faults of a request that changes it: lost
+/// before it reached the log, or done with its answer lost (either way the
+/// broker hears nothing: an unknown outcome).
+fn lossy<T: std::fmt::Debug>(faults: &Faults, history: &History, what: String, op: impl FnOnce() -> T) -> Option<T> {
+    if chance(faults.seq_drop) {
+        history.log("seq", format!("{what}: lost before the log"));
+        return None;
+    }
+    let result = op();
+    let lost = chance(faults.seq_lost_answer);
+    history.log("seq", format!("{what}: {result:?}{}", if lost { ", answer lost" } else { "" }));
+    (!lost).then_some(result)
 }
 
 /// The broker's handle on the simulated sequencer.
@@ -185,6 +288,10 @@ impl Sequencer for SimSequencer {
                                 next = rev + 1;
                             }
                         }
+                        Ok(SeqResp::Compacted { first }) => {
+                            let _ = tx.send(Err(SequencerError::Compacted { requested: next, first_available: first })).await;
+                            return;
+                        }
                         Ok(_) => {
                             let _ = tx.send(Err(SequencerError::Unavailable("watch broken".into()))).await;
                             return;
@@ -208,6 +315,51 @@ impl Sequencer for SimSequencer {
         async move {
             match rpc.call::<SeqReq, SeqResp>(SeqReq::Current, CALL_TIMEOUT).await {
                 Ok(SeqResp::Current(rev)) => Ok(rev),
+                Ok(_) => Err(SequencerError::Unavailable("odd answer".into())),
+                Err(e) => Err(unavailable(e)),
+            }
+        }
+    }
+
+    // Membership
+    fn register(&self, me: Member, ttl: Duration) -> impl std::future::Future<Output = Result<Registration, SequencerError>> + Send {
+        leases::register(self.rpc.clone(), me, ttl)
+    }
+
+    fn watch_members(&self) -> impl std::future::Future<Output = Result<MemberWatch, SequencerError>> + Send {
+        leases::watch_members(self.rpc.clone())
+    }
+
+    // Snapshots
+    fn snapshot_revision(&self) -> impl std::future::Future<Output = Result<Option<u64>, SequencerError>> + Send {
+        let rpc = self.rpc.clone();
+        async move {
+            match rpc.call::<SeqReq, SeqResp>(SeqReq::SnapshotRevision, CALL_TIMEOUT).await {
+                Ok(SeqResp::Snapshot(rev)) => Ok(rev),
+                Ok(_) => Err(SequencerError::Unavailable("odd answer".into())),
+                Err(e) => Err(unavailable(e)),
+            }
+        }
+    }
+
+    fn publish_snapshot(&self, revision: u64) -> impl std::future::Future<Output = Result<bool, SequencerError>> + Send {
+        let rpc = self.rpc.clone();
+        async move {
+            match rpc.call::<SeqReq, SeqResp>(SeqReq::Publish(revision), CALL_TIMEOUT).await {
+                Ok(SeqResp::Published(done)) => Ok(done),
+                Ok(_) => Err(SequencerError::Unavailable("odd answer".into())),
+                // Timed out: published or not, the caller re-reads the pointer.
+                Err(e) => Err(unavailable(e)),
+            }
+        }
+    }
+
+    fn truncate(&self, through: u64) -> impl std::future::Future<Output = Result<(), SequencerError>> + Send {
+        let rpc = self.rpc.clone();
+        async move {
+            match rpc.call::<SeqReq, SeqResp>(SeqReq::Truncate(through), CALL_TIMEOUT).await {
+                Ok(SeqResp::Truncated(Ok(()))) => Ok(()),
+                Ok(SeqResp::Truncated(Err(snapshot))) => Err(SequencerError::BeyondSnapshot { through, snapshot }),
                 Ok(_) => Err(SequencerError::Unavailable("odd answer".into())),
                 Err(e) => Err(unavailable(e)),
             }

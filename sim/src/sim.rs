@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
-use strata_core::broker::{BrokerConfig, Peer};
+use strata_core::broker::BrokerConfig;
 use strata_core::log::apply::apply;
 use strata_core::log::commit::Commit;
 use strata_core::log::state::LogState;
@@ -47,6 +47,12 @@ pub struct Outcome {
 }
 
 const BROKER_PORT: u16 = 9092;
+
+/// Lease of a broker's membership: brokers learn the live set from the
+/// sequencer, so all agree on each group's coordinator once leases settle.
+const MEMBER_TTL: Duration = Duration::from_millis(3000);
+/// Commits between snapshots in the simulation.
+const SNAPSHOT_EVERY_COMMITS: u64 = 20;
 
 fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
@@ -103,7 +109,7 @@ fn run_seed_here(opts: &Opts, seed: u64) -> Outcome {
 
 /// A broker node's life: connect to the services, start the real server on
 /// them (retrying while the sequencer is unreachable), then serve forever.
-async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_addr: SocketAddr, history: History, flush_ms: u64) {
+async fn broker_main(i: usize, seq_addr: SocketAddr, store_addr: SocketAddr, history: History, flush_ms: u64) {
     loop {
         let sequencer = Arc::new(SimSequencer::connect(seq_addr).await);
         let store = ObjectStoreBackend::new(Arc::new(SimStore::connect(store_addr).await), "sim://store");
@@ -116,8 +122,10 @@ async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_add
             request_timeout_ms: 5000,
             incarnation,
             recent_object_bytes: 1 << 20,
-            // Every broker knows the others, so all agree on each group's coordinator.
-            peers: peers.clone(),
+            // Collect often, with the shortest grace (twice the request timeout),
+            // so runs see orphans of failed flushes deleted beside live objects.
+            object_gc_interval_ms: 2000,
+            object_gc_grace_ms: 0,
             // Short group timings, so a 20 s run sees several rebalances.
             static_props: [("group.initial.rebalance.delay.ms", "300"), ("group.min.session.timeout.ms", "1000")]
                 .into_iter()
@@ -135,11 +143,20 @@ async fn broker_main(i: usize, peers: Vec<Peer>, seq_addr: SocketAddr, store_add
             idle_timeout: Duration::from_secs(600),
             cache_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(5),
+            // Short enough that partitions and crashes of a 20 s run expire leases.
+            member_ttl: MEMBER_TTL,
+            // Small, so that a run sees several snapshots, truncations, starts
+            // from a snapshot and reloads of lagging brokers.
+            snapshot_every_commits: SNAPSHOT_EVERY_COMMITS,
         };
         match Server::start(cfg, sequencer, store).await {
             Ok(server) => {
                 let (n, _) = server.replayed();
-                history.log(&format!("broker{i}"), format!("started (incarnation {incarnation:016x}), replayed {n} records"));
+                let from = server.start_revision();
+                history.log(
+                    &format!("broker{i}"),
+                    format!("started (incarnation {incarnation:016x}) from snapshot {from}, replayed to revision {n}"),
+                );
                 std::future::pending::<()>().await;
                 drop(server);
             }
@@ -160,6 +177,9 @@ struct Cluster {
     store: NodeHandle,
     brokers: Vec<NodeHandle>,
     clients: Vec<NodeHandle>,
+    /// Brokers between a kill and their restart: one kill at a time per broker
+    /// (madsim's restart of a running node would keep its old sockets).
+    down: Mutex<std::collections::BTreeSet<usize>>,
 }
 
 impl Cluster {
@@ -168,6 +188,32 @@ impl Cluster {
         v.extend(self.brokers.iter().enumerate().map(|(i, b)| (format!("broker{i}"), b.id())));
         v.extend(self.clients.iter().enumerate().map(|(i, c)| (format!("clients{i}"), c.id())));
         v
+    }
+}
+
+/// Kills broker `i` (unless it is down already) and restarts it after `down_for`.
+async fn kill_broker(cluster: &Cluster, i: usize, down_for: Duration, history: &History, how: &str) {
+    if !cluster.down.lock().unwrap().insert(i) {
+        return;
+    }
+    history.log("faults", format!("broker{i} {how}, restarts in {} ms", down_for.as_millis()));
+    let handle = Handle::current();
+    handle.kill(cluster.brokers[i].id());
+    tokio::time::sleep(down_for).await;
+    handle.restart(cluster.brokers[i].id());
+    cluster.down.lock().unwrap().remove(&i);
+}
+
+/// Carries out the crashes brokers decided at their crash points (the broker
+/// is frozen there until killed), for the whole run.
+async fn carry_out_crashes(cluster: Arc<Cluster>, history: History) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for (i, point) in crate::crash::take_pending() {
+            let (cluster, history) = (cluster.clone(), history.clone());
+            let how = format!("crashes {}", crate::crash::describe(point));
+            tokio::spawn(async move { kill_broker(&cluster, i, rand_ms(100, 4000), &history, &how).await });
+        }
     }
 }
 
@@ -238,11 +284,7 @@ async fn inject(cluster: Arc<Cluster>, profile: Profile, history: History, until
             }
             "broker-kill" => {
                 let i = (madsim::rand::random::<u64>() % cluster.brokers.len() as u64) as usize;
-                let d = rand_ms(100, 4000);
-                history.log("faults", format!("broker{i} killed, restarts in {} ms", d.as_millis()));
-                handle.kill(cluster.brokers[i].id());
-                tokio::time::sleep(d).await;
-                handle.restart(cluster.brokers[i].id());
+                kill_broker(&cluster, i, rand_ms(100, 4000), &history, "killed").await;
             }
             _ => {}
         }
@@ -264,6 +306,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     history.start();
     let handle = Handle::current();
     let faults = Arc::new(Faults::for_profile(opts.profile));
+    crate::crash::arm(faults.broker_crash);
     let seq_log = SeqLog::new();
     let objects = Arc::new(Objects::default());
     let seq_addr = SocketAddr::new(ip(10, 0, 0, 1), SEQ_PORT);
@@ -289,11 +332,8 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     };
     let mut brokers = Vec::new();
     let mut addrs = Vec::new();
-    let peers: Vec<Peer> =
-        (0..opts.brokers).map(|j| Peer { node_id: j as i32 + 1, host: format!("10.0.1.{}", j + 1), port: BROKER_PORT.into() }).collect();
     for i in 0..opts.brokers {
         let history = history.clone();
-        let peers: Vec<Peer> = peers.iter().filter(|p| p.node_id != i as i32 + 1).cloned().collect();
         let flush_ms = 5 + madsim::rand::random::<u64>() % 40;
         addrs.push(format!("10.0.1.{}:{BROKER_PORT}", i + 1));
         brokers.push(
@@ -301,14 +341,14 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
                 .create_node()
                 .name(format!("broker{i}"))
                 .ip(ip(10, 0, 1, i as u8 + 1))
-                .init(move || broker_main(i, peers.clone(), seq_addr, store_addr, history.clone(), flush_ms))
+                .init(move || broker_main(i, seq_addr, store_addr, history.clone(), flush_ms))
                 .build(),
         );
     }
     // Nodes 0 and 1 run producers and consumers; then one node per group member.
     let clients: Vec<NodeHandle> =
         (0..2 + groups::MEMBERS as u8).map(|i| handle.create_node().name(format!("clients{i}")).ip(ip(10, 0, 2, i + 1)).build()).collect();
-    let cluster = Arc::new(Cluster { seq, store, brokers, clients });
+    let cluster = Arc::new(Cluster { seq, store, brokers, clients, down: Mutex::new(Default::default()) });
 
     // Set-up, without faults.
     set_faults_on(false);
@@ -333,6 +373,7 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
         work.push(node.spawn(groups::member(ctx.clone(), format!("gm{i}"), until)));
     }
     let injector = tokio::spawn(inject(cluster.clone(), opts.profile, history.clone(), until));
+    let _crashes = tokio::spawn(carry_out_crashes(cluster.clone(), history.clone()));
     let _ = injector.await;
     // Producers may still be retrying their last batch: give them time while healing.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -363,6 +404,8 @@ async fn scenario(opts: Opts, history: History) -> (Vec<Violation>, u64) {
     // Final reads: wait until each broker has applied the whole log, then read everything.
     let expected = reference_ends(&seq_log, opts.partitions);
     history.log("checker", format!("the sequencer's log ({} records) gives log ends {expected:?}", seq_log.records().len()));
+    let (published, first) = seq_log.snapshot_state();
+    history.log("checker", format!("published snapshot {published:?}; the log is served from revision {first}"));
     let reads = {
         let (ctx, expected, n) = (ctx.clone(), expected.clone(), opts.brokers);
         cluster.clients[1]

@@ -192,7 +192,9 @@ pub async fn run_server(addr: SocketAddr, objects: Arc<Objects>, faults: Arc<Fau
                         return Some(StoreResp::Delete(Err(server_error("503 Slow Down", "delete", &key))));
                     }
                     // Like S3: deleting what is not there succeeds.
-                    objects.state.lock().unwrap().map.remove(&key);
+                    if objects.state.lock().unwrap().map.remove(&key).is_some() {
+                        history.log("store", format!("deleted {key}"));
+                    }
                     if chance(faults.store_lost_answer) {
                         history.log("store", format!("delete {key}: deleted, answer lost"));
                         return None;

@@ -6,9 +6,10 @@
 //!
 //! Replication: Strata's data lives in object storage, so any replication
 //! factor of -1 or at least 1 is accepted; every partition has exactly one
-//! replica, this broker — which is what Metadata shows — so CreateTopics
-//! reports a replication factor of 1, and manual assignments must name this
-//! broker once per partition, like Kafka with a single registered broker.
+//! replica, its leader among the live brokers — which is what Metadata shows —
+//! so CreateTopics reports a replication factor of 1, and manual assignments
+//! must name one live broker per partition (the leader is still chosen by
+//! the hash: an assignment is checked, not kept).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,7 +23,7 @@ use strata_proto::messages::{
 };
 use strata_proto::Uuid;
 
-use super::{respond, Broker, Proposal, ReqInfo};
+use super::{respond, Broker, Peer, Proposal, ReqInfo};
 use crate::config::{create_topic_configs, describe_topic, BrokerConfigView};
 use crate::error_code as ec;
 use crate::io::Output;
@@ -89,9 +90,9 @@ fn collides(name: &str, other: &str) -> String {
     format!("Topic '{name}' collides with existing topic: {other}")
 }
 
-/// Kafka's `validateManualPartitionAssignment` with this broker as the only
-/// registered one. Errors are INVALID_REPLICA_ASSIGNMENT messages.
-fn check_replicas(replicas: &[i32], node_id: i32, replication_factor: Option<usize>) -> Result<(), String> {
+/// Kafka's `validateManualPartitionAssignment` against the live brokers.
+/// Errors are INVALID_REPLICA_ASSIGNMENT messages.
+fn check_replicas(replicas: &[i32], live: &[Peer], replication_factor: Option<usize>) -> Result<(), String> {
     if replicas.is_empty() {
         return Err("The manual partition assignment includes an empty replica list.".into());
     }
@@ -99,7 +100,7 @@ fn check_replicas(replicas: &[i32], node_id: i32, replication_factor: Option<usi
     sorted.sort_unstable();
     let mut prev = None;
     for &b in &sorted {
-        if b != node_id {
+        if !live.iter().any(|p| p.node_id == b) {
             return Err(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
         }
         if prev == Some(b) {
@@ -230,7 +231,7 @@ impl Broker {
                         format!("Found multiple manual partition assignments for partition {}", a.partition_index),
                     ));
                 }
-                check_replicas(&a.broker_ids, self.cfg.node_id, rf).map_err(|m| (ec::INVALID_REPLICA_ASSIGNMENT, m))?;
+                check_replicas(&a.broker_ids, self.members.live(), rf).map_err(|m| (ec::INVALID_REPLICA_ASSIGNMENT, m))?;
                 rf = Some(a.broker_ids.len());
             }
             if !seen.iter().copied().eq(0..seen.len() as i32) {
@@ -460,7 +461,7 @@ impl Broker {
                 ));
             }
             for a in assignments {
-                check_replicas(&a.broker_ids, self.cfg.node_id, Some(REPLICATION_FACTOR as usize))
+                check_replicas(&a.broker_ids, self.members.live(), Some(REPLICATION_FACTOR as usize))
                     .map_err(|m| (ec::INVALID_REPLICA_ASSIGNMENT, Some(m)))?;
             }
         }

@@ -1,5 +1,5 @@
-//! DescribeCluster: this broker as the cluster's only broker and controller,
-//! as Metadata reports it. Strata serves the broker endpoint type only.
+//! DescribeCluster: the live brokers and the controller, as Metadata reports
+//! them. Strata serves the broker endpoint type only.
 
 use strata_proto::messages::describe_cluster_response::DescribeClusterBroker;
 use strata_proto::messages::{DescribeClusterRequest, DescribeClusterResponse};
@@ -37,15 +37,19 @@ impl Broker {
             };
             return respond(out, &info, response);
         }
-        let b = self.broker_entry();
         let response = DescribeClusterResponse {
             throttle_time_ms: 0,
             error_code: ec::NONE,
             error_message: None,
             endpoint_type: ENDPOINT_BROKER,
             cluster_id: self.cfg.cluster_id.clone(),
-            controller_id: self.cfg.node_id,
-            brokers: vec![DescribeClusterBroker { broker_id: b.node_id, host: b.host, port: b.port, rack: b.rack, is_fenced: false }],
+            controller_id: self.controller_id(),
+            brokers: self
+                .members
+                .live()
+                .iter()
+                .map(|b| DescribeClusterBroker { broker_id: b.node_id, host: b.host.clone(), port: b.port, rack: b.rack.clone(), is_fenced: false })
+                .collect(),
             cluster_authorized_operations: if request.include_cluster_authorized_operations { CLUSTER_OPS } else { OPS_NOT_REQUESTED },
         };
         respond(out, &info, response);

@@ -65,6 +65,12 @@ pub(crate) struct FetchWaits {
 }
 
 impl FetchWaits {
+    /// Every partition a parked fetch waits on.
+    pub fn waiting_partitions(&self) -> Vec<(Uuid, i32)> {
+        let all: BTreeSet<(Uuid, i32)> = self.waiting.values().flat_map(|w| w.partitions.iter().copied()).collect();
+        all.into_iter().collect()
+    }
+
     /// Forgets every fetch of a closed connection.
     pub fn drop_conn(&mut self, conn: ConnId) {
         let gone: Vec<u64> = self.waiting.iter().filter(|(_, w)| w.info.key.conn == conn).map(|(id, _)| *id).collect();

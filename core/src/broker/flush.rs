@@ -15,6 +15,7 @@ use crate::io::{Output, WriteId};
 use crate::log::apply::BatchOutcome;
 use crate::log::commit::{BatchEntry, Commit, CommitBody, PartitionEntry};
 use crate::object::format::{write_footer, FooterRow};
+use crate::object::key::object_key;
 
 /// Where a batch's verdict goes: a partition of a waiting produce request.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +149,7 @@ impl Broker {
         let id = self.flush.next_flush;
         self.flush.next_flush += 1;
         let write = self.next_write();
-        let key = object_key(self.cfg.node_id, self.cfg.incarnation, id);
+        let key = object_key(self.cfg.node_id, self.cfg.incarnation, id, self.log.revision);
         out.push(Output::WriteObject { write, key: key.clone(), bytes: bytes.clone() });
         self.flush.flushes.insert(id, Flush { write, key, size: bytes.len() as u64, written: false, proposed: false, entries, waiters, bytes });
     }
@@ -293,8 +294,3 @@ impl Broker {
     }
 }
 
-/// The object-store key of flush `id`: spread over 256 prefixes.
-pub(crate) fn object_key(node: i32, incarnation: u64, id: u64) -> String {
-    let h = (incarnation ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 56;
-    format!("objects/{h:02x}/{node}-{incarnation:016x}-{id:010}")
-}

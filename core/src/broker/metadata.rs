@@ -1,7 +1,7 @@
 //! Metadata: brokers, topics and partitions, with auto-creation (by commit)
 //! when the broker and the request allow it.
 
-use strata_proto::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use strata_proto::messages::metadata_response::{MetadataResponsePartition, MetadataResponseTopic};
 use strata_proto::messages::{MetadataRequest, MetadataResponse};
 
 use super::{respond, Broker, Proposal, ReqInfo};
@@ -60,9 +60,9 @@ impl Broker {
         let v = info.api_version;
         let with_ops = request.include_topic_authorized_operations;
         let mut response = MetadataResponse {
-            brokers: vec![self.broker_entry()],
+            brokers: self.live_brokers(),
             cluster_id: Some(self.cfg.cluster_id.clone()),
-            controller_id: self.cfg.node_id,
+            controller_id: self.controller_id(),
             cluster_authorized_operations: if request.include_cluster_authorized_operations { CLUSTER_OPS } else { OPS_NOT_REQUESTED },
             ..Default::default()
         };
@@ -104,32 +104,28 @@ impl Broker {
         respond(out, &info, response);
     }
 
-    pub(crate) fn broker_entry(&self) -> MetadataResponseBroker {
-        MetadataResponseBroker {
-            node_id: self.cfg.node_id,
-            host: self.cfg.advertised_host.clone(),
-            port: self.cfg.advertised_port,
-            rack: self.cfg.rack.clone(),
-        }
-    }
-
     fn topic_entry(&self, t: &crate::log::state::Topic, with_ops: bool) -> MetadataResponseTopic {
-        let node = self.cfg.node_id;
         MetadataResponseTopic {
             error_code: ec::NONE,
             name: Some(t.name.clone()),
             topic_id: t.id,
             is_internal: false,
             partitions: (0..t.partitions.len() as i32)
-                .map(|i| MetadataResponsePartition {
-                    error_code: ec::NONE,
-                    partition_index: i,
-                    leader_id: node,
-                    // Strata has no leader changes: the epoch is always 0.
-                    leader_epoch: 0,
-                    replica_nodes: vec![node],
-                    isr_nodes: vec![node],
-                    offline_replicas: vec![],
+                .map(|i| {
+                    // Any broker serves any partition: the leader is where the
+                    // client sends it, and its one replica.
+                    let node = self.leader_of(t.id, i);
+                    MetadataResponsePartition {
+                        error_code: ec::NONE,
+                        partition_index: i,
+                        leader_id: node,
+                        // Data never moves with the leader, so the epoch stays 0
+                        // (clients take a new leader at an equal epoch).
+                        leader_epoch: 0,
+                        replica_nodes: vec![node],
+                        isr_nodes: vec![node],
+                        offline_replicas: vec![],
+                    }
                 })
                 .collect(),
             topic_authorized_operations: if with_ops { TOPIC_OPS } else { OPS_NOT_REQUESTED },

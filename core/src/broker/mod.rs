@@ -10,12 +10,15 @@ mod fetch;
 mod flush;
 mod leader_epoch;
 mod log_dirs;
+mod members;
 mod metadata;
+mod object_gc;
 mod offsets;
 mod produce;
 mod producer_id;
 mod producers;
 mod retention;
+mod snapshot;
 mod topic_partitions;
 
 use std::collections::BTreeMap;
@@ -68,10 +71,12 @@ pub struct BrokerConfig {
     pub recent_object_bytes: usize,
     /// The log directory DescribeLogDirs reports (the data directory).
     pub log_dir: String,
-    /// The cluster's other brokers, as clients reach them (until brokers
-    /// register with the sequencer, a static list): group coordinators are
-    /// spread over this broker and these.
-    pub peers: Vec<Peer>,
+    /// How often one broker lists the object store to delete unreferenced
+    /// objects (0: never).
+    pub object_gc_interval_ms: u64,
+    /// How old an unreferenced object must be before it is deleted (at
+    /// least twice `request_timeout_ms`).
+    pub object_gc_grace_ms: u64,
     /// Other static broker configs by Kafka name (`strata serve --config
     /// name=value`), e.g. `group.initial.rebalance.delay.ms`.
     pub static_props: BTreeMap<String, String>,
@@ -98,12 +103,13 @@ impl BrokerConfig {
             recent_object_bytes: 64 << 20,
             log_dir: "/tmp/strata-test".into(),
             static_props: BTreeMap::new(),
-            peers: Vec::new(),
+            object_gc_interval_ms: 0,
+            object_gc_grace_ms: 600_000,
         }
     }
 }
 
-/// Another broker of the cluster.
+/// A live broker of the cluster, as clients reach it ([`Input::Members`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// Its node id.
@@ -112,6 +118,8 @@ pub struct Peer {
     pub host: String,
     /// Port clients connect to.
     pub port: i32,
+    /// Its rack, if any.
+    pub rack: Option<String>,
 }
 
 /// Identifies a request: its connection and number on that connection.
@@ -150,6 +158,8 @@ pub(crate) enum Proposal {
     DeleteRecords(delete_records::PendingDeleteRecords),
     /// Log starts moved by retention (nobody waits).
     Retention,
+    /// An object GC fence, with the pass's candidates.
+    ObjectGc(Vec<String>),
     /// Consumer-group operations.
     Group(crate::group::GroupProposal),
 }
@@ -178,6 +188,10 @@ pub struct Broker {
     pub(crate) peers: BTreeMap<ConnId, String>,
     /// Whether the retention sweep's timer is set.
     retention_armed: bool,
+    /// The object GC pass.
+    object_gc: object_gc::ObjectGc,
+    /// The live brokers (this one alone until [`Input::Members`] says otherwise).
+    pub(crate) members: members::Members,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -188,6 +202,7 @@ impl Broker {
     /// ([`Input::Applied`]) before it serves requests.
     pub fn new(cfg: BrokerConfig) -> Self {
         Broker {
+            members: members::Members::only(Peer::of(&cfg)),
             cfg,
             log: LogState::default(),
             now_ms: 0,
@@ -203,6 +218,7 @@ impl Broker {
             groups: crate::group::Coordinator::default(),
             peers: BTreeMap::new(),
             retention_armed: false,
+            object_gc: object_gc::ObjectGc::default(),
         }
     }
 
@@ -265,6 +281,8 @@ impl Broker {
                 self.fail_unmatched_appends(out);
             }
             Input::Flush => self.flush_now(out),
+            Input::ObjectsListed { result } => self.on_objects_listed(result, out),
+            Input::Members(peers) => self.on_members(peers, out),
         }
     }
 
@@ -315,6 +333,7 @@ impl Broker {
     fn on_applied(&mut self, revision: u64, commit: Commit, out: &mut Vec<Output>) {
         let Some(applied) = apply(&mut self.log, revision, &commit) else { return };
         self.arm_retention(out);
+        self.arm_object_gc(out);
         let touched = touched_partitions(&commit);
         let mine = commit.origin.broker == self.cfg.node_id && commit.origin.incarnation == self.cfg.incarnation;
         if mine {
@@ -359,6 +378,7 @@ impl Broker {
             (Proposal::DeleteRecords(p), Applied::DeleteRecords(v)) => self.on_delete_records_applied(p, v, out),
             (Proposal::Group(p), Applied::Groups(v)) => self.on_group_commit_applied(p, v, out),
             (Proposal::Retention, Applied::DeleteRecords(_)) => {}
+            (Proposal::ObjectGc(candidates), Applied::FenceObjects(_)) => self.delete_fenced(candidates, out),
             (purpose, applied) => {
                 debug_assert!(false, "commit applied with an unexpected outcome: {purpose:?} {applied:?}");
             }
@@ -402,6 +422,7 @@ impl Broker {
             Proposal::Group(p) => self.on_group_commit_failed(p, error, out),
             // The next sweep proposes the moves again.
             Proposal::Retention => {}
+            Proposal::ObjectGc(_) => self.object_gc_failed(),
         }
     }
 
@@ -410,6 +431,8 @@ impl Broker {
             self.on_flush_timer(out);
         } else if timer == retention::TIMER_RETENTION {
             self.on_retention_timer(out);
+        } else if timer == object_gc::TIMER_OBJECT_GC {
+            self.on_object_gc_timer(out);
         } else if let Some(seq) = self.append_timeouts.remove(&timer) {
             if let Some(purpose) = self.proposals.remove(&seq) {
                 self.fail_proposal(purpose, crate::error_code::REQUEST_TIMED_OUT, out);

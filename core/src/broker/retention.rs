@@ -42,7 +42,8 @@ impl Broker {
             }
             for (i, p) in t.partitions.iter().enumerate() {
                 let Some(start) = retention_start(p, now, cfg.retention_ms, cfg.retention_bytes) else { continue };
-                if self.coordinator_for(&format!("{}-{i}", t.name)).node_id == self.cfg.node_id {
+                // The partition's leader sweeps it: one proposal per partition in the cluster.
+                if self.leader_of(t.id, i as i32) == self.cfg.node_id {
                     moves.push((t.id, i as i32, start));
                 }
             }

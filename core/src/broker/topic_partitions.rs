@@ -49,7 +49,6 @@ impl Broker {
             return respond(out, &info, DescribeTopicPartitionsResponse { throttle_time_ms: 0, topics, next_cursor: None });
         }
 
-        let node = self.cfg.node_id;
         let mut remaining = i64::from(request.response_partition_limit.clamp(1, MAX_PARTITIONS_PER_RESPONSE));
         let mut response = DescribeTopicPartitionsResponse::default();
         for name in names {
@@ -79,17 +78,20 @@ impl Broker {
             };
             let upper = count.min(start + remaining);
             let partitions: Vec<_> = (start..upper.max(start))
-                .map(|i| DescribeTopicPartitionsResponsePartition {
-                    error_code: ec::NONE,
-                    partition_index: i as i32,
-                    leader_id: node,
-                    // Strata has no leader changes: the epoch is always 0.
-                    leader_epoch: 0,
-                    replica_nodes: vec![node],
-                    isr_nodes: vec![node],
-                    eligible_leader_replicas: Some(Vec::new()),
-                    last_known_elr: Some(Vec::new()),
-                    offline_replicas: Vec::new(),
+                .map(|i| {
+                    // As Metadata names it (see `topic_entry`).
+                    let node = self.leader_of(t.id, i as i32);
+                    DescribeTopicPartitionsResponsePartition {
+                        error_code: ec::NONE,
+                        partition_index: i as i32,
+                        leader_id: node,
+                        leader_epoch: 0,
+                        replica_nodes: vec![node],
+                        isr_nodes: vec![node],
+                        eligible_leader_replicas: Some(Vec::new()),
+                        last_known_elr: Some(Vec::new()),
+                        offline_replicas: Vec::new(),
+                    }
                 })
                 .collect();
             let taken = partitions.len() as i64;

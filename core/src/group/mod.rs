@@ -146,9 +146,13 @@ impl Broker {
         self.coordinator_for(group).node_id == self.cfg.node_id
     }
 
-    /// Whether the applied log says this broker (this incarnation) holds `group`.
+    /// Whether this broker acts for `group`: the applied log says this broker
+    /// (this incarnation) holds it, and it is still the coordinator by the
+    /// live set (once the set moves the group elsewhere, it answers
+    /// NOT_COORDINATOR even before the new coordinator's claim is applied).
     pub(crate) fn holds(&self, group: &str) -> bool {
         self.log.groups.get(group).and_then(|g| g.owner) == Some((self.cfg.node_id, self.cfg.incarnation))
+            && self.coordinates(group)
     }
 
     /// The loaded group `id`, loading it from the applied state if this broker

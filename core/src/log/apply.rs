@@ -42,6 +42,8 @@ pub enum Applied {
     DeleteRecords(Vec<Result<i64, i16>>),
     /// Per group operation: ok, or NOT_COORDINATOR when its epoch is stale.
     Groups(Vec<Result<(), i16>>),
+    /// The object fence now in force.
+    FenceObjects(u64),
 }
 
 /// True when `next` follows `last` in Kafka's wrapping sequence space.
@@ -61,6 +63,15 @@ pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<App
     }
     state.revision = revision;
     Some(match &commit.body {
+        CommitBody::Object { key, partitions, .. } if crate::object::key::created_at(key) < state.object_fence => {
+            // The GC may have deleted it: refuse, the writer retries with a new object.
+            Applied::Object(
+                partitions
+                    .iter()
+                    .map(|p| vec![BatchOutcome::Rejected { error: ec::KAFKA_STORAGE_ERROR }; p.batches.len()])
+                    .collect(),
+            )
+        }
         CommitBody::Object { key, partitions, .. } => {
             let object: Arc<str> = Arc::from(key.as_str());
             let mut out = Vec::with_capacity(partitions.len());
@@ -186,6 +197,10 @@ pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<App
                 .collect(),
         ),
         CommitBody::Groups(list) => Applied::Groups(group::apply_groups(&mut state.groups, &commit.origin, list)),
+        CommitBody::FenceObjects { below } => {
+            state.object_fence = state.object_fence.max(*below);
+            Applied::FenceObjects(state.object_fence)
+        }
     })
 }
 
@@ -294,5 +309,62 @@ fn check_producer(p: &Partition, b: &BatchEntry) -> Option<BatchOutcome> {
             Some(BatchOutcome::Rejected { error: ec::OUT_OF_ORDER_SEQUENCE_NUMBER })
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::log::commit::{NewTopic, Origin, PartitionEntry};
+    use crate::object::key::object_key;
+
+    fn commit(seq: u64, body: CommitBody) -> Commit {
+        Commit { origin: Origin { broker: 1, incarnation: 7, seq }, body }
+    }
+
+    fn object(key: String, topic_id: Uuid) -> CommitBody {
+        let batch = BatchEntry {
+            position: 0,
+            length: 100,
+            offset_count: 2,
+            record_count: 2,
+            max_timestamp: 5,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            transactional: false,
+        };
+        CommitBody::Object { key, size: 100, partitions: vec![PartitionEntry { topic_id, partition: 0, batches: vec![batch] }] }
+    }
+
+    #[test]
+    fn a_commit_naming_a_fenced_object_is_refused_and_a_newer_one_is_not() {
+        let mut state = LogState::default();
+        let topics = vec![NewTopic { name: "t".into(), partitions: 1, configs: BTreeMap::new() }];
+        let Some(Applied::CreateTopics(ids)) = apply(&mut state, 1, &commit(1, CommitBody::CreateTopics(topics))) else {
+            panic!("create")
+        };
+        let id = ids[0].unwrap();
+        // Created at revision 1, its commit delayed past a fence at 5 (the GC may have deleted it).
+        let old = object_key(2, 9, 1, 1);
+        assert_eq!(apply(&mut state, 2, &commit(2, CommitBody::FenceObjects { below: 5 })), Some(Applied::FenceObjects(5)));
+        assert_eq!(
+            apply(&mut state, 3, &commit(3, CommitBody::FenceObjects { below: 3 })),
+            Some(Applied::FenceObjects(5)),
+            "a fence never moves back"
+        );
+        assert_eq!(
+            apply(&mut state, 4, &commit(4, object(old, id))),
+            Some(Applied::Object(vec![vec![BatchOutcome::Rejected { error: ec::KAFKA_STORAGE_ERROR }]]))
+        );
+        assert_eq!(state.partition("t", 0).unwrap().log_end, 0);
+        let new = object_key(2, 9, 2, 5);
+        assert_eq!(
+            apply(&mut state, 5, &commit(5, object(new, id))),
+            Some(Applied::Object(vec![vec![BatchOutcome::Appended { base_offset: 0 }]]))
+        );
+        assert_eq!(state.partition("t", 0).unwrap().log_end, 2);
     }
 }

@@ -111,6 +111,10 @@ pub enum CommitBody {
     DeleteRecords(Vec<(Uuid, i32, i64)>),
     /// Consumer-group operations, each fenced by its group's coordinator epoch.
     Groups(Vec<GroupCommit>),
+    /// Fence the objects created before revision `below` (see
+    /// [`crate::object::key`]): no later commit may name one, so the ones
+    /// nothing references can be deleted.
+    FenceObjects { below: u64 },
 }
 
 /// A commit: who proposed it and what it does.
@@ -135,7 +139,7 @@ pub(super) fn get_str(r: &mut Bytes) -> Result<String, DecodeError> {
     String::from_utf8(b.to_vec()).map_err(|_| strata_proto::DecodeErrorKind::InvalidUtf8.into())
 }
 
-fn put_map(w: &mut BytesMut, m: &BTreeMap<String, String>) {
+pub(super) fn put_map(w: &mut BytesMut, m: &BTreeMap<String, String>) {
     wire::put_uvarint(w, m.len() as u32);
     for (k, v) in m {
         put_str(w, k);
@@ -151,7 +155,7 @@ pub(super) fn get_count(r: &mut Bytes, min_item: usize) -> Result<usize, DecodeE
     Ok(n)
 }
 
-fn get_map(r: &mut Bytes) -> Result<BTreeMap<String, String>, DecodeError> {
+pub(super) fn get_map(r: &mut Bytes) -> Result<BTreeMap<String, String>, DecodeError> {
     let n = get_count(r, 2)?;
     let mut m = BTreeMap::new();
     for _ in 0..n {
@@ -245,6 +249,10 @@ impl Commit {
                 w.put_u8(10);
                 group::encode(&mut w, list);
             }
+            CommitBody::FenceObjects { below } => {
+                w.put_u8(11);
+                w.put_u64(*below);
+            }
         }
         w.freeze()
     }
@@ -324,6 +332,7 @@ impl Commit {
                 CommitBody::DeleteRecords(list)
             }
             10 => CommitBody::Groups(group::decode(r)?),
+            11 => CommitBody::FenceObjects { below: wire::i64(r)? as u64 },
             other => {
                 return Err(strata_proto::DecodeErrorKind::UnsupportedVersion { api_key: -2, version: other as i16 }.into())
             }
@@ -376,6 +385,7 @@ mod tests {
                 origin,
                 body: CommitBody::Groups(vec![group::GroupCommit { group: "g".into(), epoch: 3, op: group::GroupOp::Delete }]),
             },
+            Commit { origin, body: CommitBody::FenceObjects { below: u64::MAX - 1 } },
         ]
     }
 

@@ -169,7 +169,7 @@ pub fn forget_topic(groups: &mut BTreeMap<String, GroupLog>, topic: &str) {
     }
 }
 
-fn put_opt_str(w: &mut BytesMut, s: &Option<String>) {
+pub(super) fn put_opt_str(w: &mut BytesMut, s: &Option<String>) {
     match s {
         Some(s) => {
             w.put_u8(1);
@@ -179,7 +179,7 @@ fn put_opt_str(w: &mut BytesMut, s: &Option<String>) {
     }
 }
 
-fn get_opt_str(r: &mut Bytes) -> Result<Option<String>, DecodeError> {
+pub(super) fn get_opt_str(r: &mut Bytes) -> Result<Option<String>, DecodeError> {
     Ok(if wire::bool(r)? { Some(get_str(r)?) } else { None })
 }
 
@@ -193,6 +193,90 @@ fn get_blob(r: &mut Bytes) -> Result<Bytes, DecodeError> {
     wire::take(r, u64::from(n))
 }
 
+/// Fewest bytes an encoded [`OffsetRecord`] takes (bounds decode allocations).
+pub(super) const OFFSET_MIN_BYTES: usize = 34;
+
+/// Writes a completed generation (shared by group commits and snapshots).
+pub(super) fn put_generation(w: &mut BytesMut, g: &GroupGeneration) {
+    // Destructured so that a new field cannot be forgotten here.
+    let GroupGeneration { generation, protocol_type, protocol, leader, timestamp_ms, members } = g;
+    w.put_i32(*generation);
+    put_opt_str(w, protocol_type);
+    put_opt_str(w, protocol);
+    put_opt_str(w, leader);
+    w.put_i64(*timestamp_ms);
+    wire::put_uvarint(w, members.len() as u32);
+    for m in members {
+        let MemberRecord {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+            subscription,
+            assignment,
+        } = m;
+        put_str(w, member_id);
+        put_opt_str(w, instance_id);
+        put_str(w, client_id);
+        put_str(w, client_host);
+        w.put_i32(*session_timeout_ms);
+        w.put_i32(*rebalance_timeout_ms);
+        put_blob(w, subscription);
+        put_blob(w, assignment);
+    }
+}
+
+/// Reads what [`put_generation`] wrote.
+pub(super) fn get_generation(r: &mut Bytes) -> Result<GroupGeneration, DecodeError> {
+    let generation = wire::i32(r)?;
+    let protocol_type = get_opt_str(r)?;
+    let protocol = get_opt_str(r)?;
+    let leader = get_opt_str(r)?;
+    let timestamp_ms = wire::i64(r)?;
+    let m = get_count(r, 14)?;
+    let mut members = Vec::with_capacity(m);
+    for _ in 0..m {
+        members.push(MemberRecord {
+            member_id: get_str(r)?,
+            instance_id: get_opt_str(r)?,
+            client_id: get_str(r)?,
+            client_host: get_str(r)?,
+            session_timeout_ms: wire::i32(r)?,
+            rebalance_timeout_ms: wire::i32(r)?,
+            subscription: get_blob(r)?,
+            assignment: get_blob(r)?,
+        });
+    }
+    Ok(GroupGeneration { generation, protocol_type, protocol, leader, timestamp_ms, members })
+}
+
+/// Writes one committed offset (shared by group commits and snapshots).
+pub(super) fn put_offset(w: &mut BytesMut, o: &OffsetRecord) {
+    let OffsetRecord { topic, partition, offset, leader_epoch, metadata, commit_timestamp, expire_timestamp } = o;
+    put_str(w, topic);
+    w.put_i32(*partition);
+    w.put_i64(*offset);
+    w.put_i32(*leader_epoch);
+    put_opt_str(w, metadata);
+    w.put_i64(*commit_timestamp);
+    w.put_i64(*expire_timestamp);
+}
+
+/// Reads what [`put_offset`] wrote.
+pub(super) fn get_offset(r: &mut Bytes) -> Result<OffsetRecord, DecodeError> {
+    Ok(OffsetRecord {
+        topic: get_str(r)?,
+        partition: wire::i32(r)?,
+        offset: wire::i64(r)?,
+        leader_epoch: wire::i32(r)?,
+        metadata: get_opt_str(r)?,
+        commit_timestamp: wire::i64(r)?,
+        expire_timestamp: wire::i64(r)?,
+    })
+}
+
 /// Writes group commits (the body of [`super::commit::CommitBody::Groups`]).
 pub(super) fn encode(w: &mut BytesMut, commits: &[GroupCommit]) {
     wire::put_uvarint(w, commits.len() as u32);
@@ -203,34 +287,13 @@ pub(super) fn encode(w: &mut BytesMut, commits: &[GroupCommit]) {
             GroupOp::Claim => w.put_u8(1),
             GroupOp::Generation(g) => {
                 w.put_u8(2);
-                w.put_i32(g.generation);
-                put_opt_str(w, &g.protocol_type);
-                put_opt_str(w, &g.protocol);
-                put_opt_str(w, &g.leader);
-                w.put_i64(g.timestamp_ms);
-                wire::put_uvarint(w, g.members.len() as u32);
-                for m in &g.members {
-                    put_str(w, &m.member_id);
-                    put_opt_str(w, &m.instance_id);
-                    put_str(w, &m.client_id);
-                    put_str(w, &m.client_host);
-                    w.put_i32(m.session_timeout_ms);
-                    w.put_i32(m.rebalance_timeout_ms);
-                    put_blob(w, &m.subscription);
-                    put_blob(w, &m.assignment);
-                }
+                put_generation(w, g);
             }
             GroupOp::CommitOffsets(list) => {
                 w.put_u8(3);
                 wire::put_uvarint(w, list.len() as u32);
                 for o in list {
-                    put_str(w, &o.topic);
-                    w.put_i32(o.partition);
-                    w.put_i64(o.offset);
-                    w.put_i32(o.leader_epoch);
-                    put_opt_str(w, &o.metadata);
-                    w.put_i64(o.commit_timestamp);
-                    w.put_i64(o.expire_timestamp);
+                    put_offset(w, o);
                 }
             }
             GroupOp::DeleteOffsets(list) => {
@@ -255,41 +318,12 @@ pub(super) fn decode(r: &mut Bytes) -> Result<Vec<GroupCommit>, DecodeError> {
         let epoch = wire::u32(r)?;
         let op = match wire::i8(r)? {
             1 => GroupOp::Claim,
-            2 => {
-                let generation = wire::i32(r)?;
-                let protocol_type = get_opt_str(r)?;
-                let protocol = get_opt_str(r)?;
-                let leader = get_opt_str(r)?;
-                let timestamp_ms = wire::i64(r)?;
-                let m = get_count(r, 14)?;
-                let mut members = Vec::with_capacity(m);
-                for _ in 0..m {
-                    members.push(MemberRecord {
-                        member_id: get_str(r)?,
-                        instance_id: get_opt_str(r)?,
-                        client_id: get_str(r)?,
-                        client_host: get_str(r)?,
-                        session_timeout_ms: wire::i32(r)?,
-                        rebalance_timeout_ms: wire::i32(r)?,
-                        subscription: get_blob(r)?,
-                        assignment: get_blob(r)?,
-                    });
-                }
-                GroupOp::Generation(GroupGeneration { generation, protocol_type, protocol, leader, timestamp_ms, members })
-            }
+            2 => GroupOp::Generation(get_generation(r)?),
             3 => {
-                let m = get_count(r, 34)?;
+                let m = get_count(r, OFFSET_MIN_BYTES)?;
                 let mut list = Vec::with_capacity(m);
                 for _ in 0..m {
-                    list.push(OffsetRecord {
-                        topic: get_str(r)?,
-                        partition: wire::i32(r)?,
-                        offset: wire::i64(r)?,
-                        leader_epoch: wire::i32(r)?,
-                        metadata: get_opt_str(r)?,
-                        commit_timestamp: wire::i64(r)?,
-                        expire_timestamp: wire::i64(r)?,
-                    });
+                    list.push(get_offset(r)?);
                 }
                 GroupOp::CommitOffsets(list)
             }

@@ -3,4 +3,5 @@
 pub mod apply;
 pub mod commit;
 pub mod group;
+pub mod snapshot;
 pub mod state;

@@ -172,6 +172,9 @@ pub struct LogState {
     pub broker_configs: BTreeMap<String, String>,
     /// Per-broker dynamic config overrides (broker resource "<node id>").
     pub node_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Objects created before this revision are fenced: a commit naming one
+    /// is refused, because the object GC may have deleted it.
+    pub object_fence: u64,
     /// Consumer groups: coordinator epochs, generations, committed offsets.
     pub groups: BTreeMap<String, GroupLog>,
 }
@@ -227,6 +230,7 @@ impl LogState {
         let mut h = Fnv::new();
         h.u64(self.revision);
         h.u64(self.next_producer_id as u64);
+        h.u64(self.object_fence);
         h.map(&self.broker_configs);
         h.u64(self.node_configs.len() as u64);
         for (node, m) in &self.node_configs {

@@ -2,3 +2,4 @@
 //! partition by partition, with a footer that indexes them.
 
 pub mod format;
+pub mod key;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use strata_core::broker::{Broker, BrokerConfig};
 use strata_core::error_code as ec;
-use strata_core::io::{AppendResult, Input, Output};
+use strata_core::io::{AppendResult, Input, ListedObject, Output};
 use strata_core::log::commit::Commit;
 use strata_proto::codec::header::{encode_response_frame, RequestHeader};
 use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -24,6 +24,8 @@ pub struct Harness {
     pub broker: Broker,
     pub now: u64,
     pub objects: BTreeMap<String, Bytes>,
+    /// When each object was written (harness clock).
+    pub written_at: BTreeMap<String, u64>,
     pub log: Vec<Bytes>,
     pub timers: BTreeMap<u64, u64>,
     pub responses: Vec<(u64, ResponseBody)>,
@@ -43,6 +45,7 @@ impl Harness {
             broker: Broker::new(cfg),
             now: 0,
             objects: BTreeMap::new(),
+            written_at: BTreeMap::new(),
             log: Vec::new(),
             timers: BTreeMap::new(),
             responses: Vec::new(),
@@ -71,6 +74,7 @@ impl Harness {
                     Output::WriteObject { write, key, bytes } => {
                         let result = if self.fail_writes { Err("injected".to_string()) } else { Ok(()) };
                         if result.is_ok() {
+                            self.written_at.insert(key.clone(), self.now);
                             self.objects.insert(key, bytes);
                         }
                         queue.insert(0, Input::ObjectWritten { write, result });
@@ -95,6 +99,21 @@ impl Harness {
                     }
                     Output::SetTimer { timer, at_ms } => {
                         self.timers.insert(timer, at_ms);
+                    }
+                    Output::ListObjects { prefix } => {
+                        let listed = self
+                            .objects
+                            .keys()
+                            .filter(|k| k.starts_with(&prefix))
+                            .map(|k| ListedObject { key: k.clone(), last_modified_ms: self.written_at.get(k).copied().unwrap_or(0) })
+                            .collect();
+                        queue.insert(0, Input::ObjectsListed { result: Ok(listed) });
+                    }
+                    Output::DeleteObjects { keys } => {
+                        for k in keys {
+                            self.objects.remove(&k);
+                            self.written_at.remove(&k);
+                        }
                     }
                 }
             }

@@ -134,6 +134,8 @@ pub struct EmbeddedSequencer {
     tx: Option<mpsc::Sender<AppendReq>>,
     writer: Option<JoinHandle<()>>,
     recovery: RecoveryReport,
+    /// Single node: the live set is whoever registered in this process.
+    members: super::members::LocalMembers,
 }
 
 impl std::fmt::Debug for EmbeddedSequencer {
@@ -265,6 +267,7 @@ impl EmbeddedSequencer {
                 last_revision,
                 truncated_bytes: rec.truncated_bytes,
             },
+            members: Default::default(),
         })
     }
 
@@ -348,6 +351,34 @@ impl Sequencer for EmbeddedSequencer {
             Some(fatal) => Err(fatal),
             None => Ok(status.revision),
         }
+    }
+
+    // Membership
+    async fn register(&self, me: super::Member, _ttl: std::time::Duration) -> Result<super::Registration, SequencerError> {
+        Ok(self.members.register(me))
+    }
+
+    async fn watch_members(&self) -> Result<super::MemberWatch, SequencerError> {
+        Ok(self.members.watch())
+    }
+
+    // Snapshots: not kept. The embedded log serves one broker, which replays
+    // its own file at start; rewriting that file to drop a prefix would put
+    // its crash safety at risk for little gain. So nothing is ever published,
+    // and nothing may be truncated (the snapshotter stops on the first refusal).
+    async fn snapshot_revision(&self) -> Result<Option<u64>, SequencerError> {
+        Ok(None)
+    }
+
+    async fn publish_snapshot(&self, _revision: u64) -> Result<bool, SequencerError> {
+        Ok(false)
+    }
+
+    async fn truncate(&self, through: u64) -> Result<(), SequencerError> {
+        if through < self.inner.first_revision {
+            return Ok(()); // nothing there to delete
+        }
+        Err(SequencerError::BeyondSnapshot { through, snapshot: None })
     }
 }
 

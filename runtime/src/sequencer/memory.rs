@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use super::{AppendError, Sequencer, SequencerError, Watch, WatchItem};
+use super::members::LocalMembers;
+use super::{AppendError, Member, MemberWatch, Registration, Sequencer, SequencerError, Watch, WatchItem};
 
 /// Records handed to a watch per batch.
 const WATCH_BATCH: usize = 256;
@@ -24,10 +25,13 @@ pub enum Fault {
     UnknownNotAppended,
 }
 
-/// The in-memory sequencer. Cloning gives another handle on the same log.
+/// The in-memory sequencer. Cloning gives another handle on the same log
+/// (and the same live-broker set: a test expires a member by dropping its
+/// registration).
 #[derive(Clone, Default)]
 pub struct MemorySequencer {
     inner: Arc<Inner>,
+    members: LocalMembers,
 }
 
 struct Inner {
@@ -47,8 +51,19 @@ impl Default for Inner {
 
 #[derive(Default)]
 struct State {
-    records: Vec<Bytes>,
+    /// The records kept: revision `first + i` at index `i`.
+    records: VecDeque<Bytes>,
+    /// Records deleted by [`Sequencer::truncate`] (the first kept is `dropped + 1`).
+    dropped: u64,
+    /// The published snapshot's revision.
+    snapshot: Option<u64>,
     faults: VecDeque<Fault>,
+}
+
+impl State {
+    fn revision(&self) -> u64 {
+        self.dropped + self.records.len() as u64
+    }
 }
 
 impl std::fmt::Debug for MemorySequencer {
@@ -69,9 +84,15 @@ impl MemorySequencer {
         self.lock().faults.push_back(fault);
     }
 
-    /// Every record so far, in order (revision `i + 1` at index `i`).
+    /// Every record kept, in order (revision `first + i` at index `i`, where
+    /// `first` is 1 until [`Sequencer::truncate`] drops a prefix).
     pub fn records(&self) -> Vec<Bytes> {
-        self.lock().records.clone()
+        self.lock().records.iter().cloned().collect()
+    }
+
+    /// The first revision still kept.
+    pub fn first_revision(&self) -> u64 {
+        self.lock().dropped + 1
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -79,8 +100,8 @@ impl MemorySequencer {
     }
 
     fn push(&self, state: &mut State, record: Bytes) -> u64 {
-        state.records.push(record);
-        let revision = state.records.len() as u64;
+        state.records.push_back(record);
+        let revision = state.revision();
         self.inner.revision.send_replace(revision);
         revision
     }
@@ -108,23 +129,62 @@ impl Sequencer for MemorySequencer {
     }
 
     async fn current_revision(&self) -> Result<u64, SequencerError> {
-        Ok(self.lock().records.len() as u64)
+        Ok(self.lock().revision())
+    }
+
+    // Snapshots
+    async fn snapshot_revision(&self) -> Result<Option<u64>, SequencerError> {
+        Ok(self.lock().snapshot)
+    }
+
+    async fn publish_snapshot(&self, revision: u64) -> Result<bool, SequencerError> {
+        let mut state = self.lock();
+        if state.snapshot.is_some_and(|s| s >= revision) || revision > state.revision() {
+            return Ok(false);
+        }
+        state.snapshot = Some(revision);
+        Ok(true)
+    }
+
+    async fn truncate(&self, through: u64) -> Result<(), SequencerError> {
+        let mut state = self.lock();
+        if state.snapshot.is_none_or(|s| through > s) {
+            return Err(SequencerError::BeyondSnapshot { through, snapshot: state.snapshot });
+        }
+        while state.dropped < through && state.records.pop_front().is_some() {
+            state.dropped += 1;
+        }
+        Ok(())
+    }
+
+    // Membership
+    async fn register(&self, me: Member, _ttl: std::time::Duration) -> Result<Registration, SequencerError> {
+        Ok(self.members.register(me))
+    }
+
+    async fn watch_members(&self) -> Result<MemberWatch, SequencerError> {
+        Ok(self.members.watch())
     }
 }
 
 async fn feed(inner: Arc<Inner>, mut next: u64, tx: mpsc::Sender<WatchItem>) {
     let mut revision = inner.revision.subscribe();
     loop {
-        let batch: Vec<Bytes> = {
+        let batch: Result<Vec<Bytes>, u64> = {
             let state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            let start = (next - 1) as usize;
-            state
-                .records
-                .iter()
-                .skip(start)
-                .take(WATCH_BATCH)
-                .cloned()
-                .collect()
+            if next <= state.dropped {
+                Err(state.dropped + 1)
+            } else {
+                let start = (next - 1 - state.dropped) as usize;
+                Ok(state.records.iter().skip(start).take(WATCH_BATCH).cloned().collect())
+            }
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(first_available) => {
+                let _ = tx.send(Err(SequencerError::Compacted { requested: next, first_available })).await;
+                return;
+            }
         };
         if batch.is_empty() {
             tokio::select! {
@@ -189,5 +249,52 @@ mod tests {
         assert_eq!(next_ok(&mut all).await, (301, Bytes::from_static(b"c")));
         assert_eq!(next_ok(&mut all).await, (302, Bytes::from_static(b"d")));
         assert_eq!(seq.current_revision().await.unwrap(), 302);
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_published_by_compare_and_swap_and_truncate_the_log() {
+        let seq = MemorySequencer::new();
+        for i in 1..=10u64 {
+            seq.append(Bytes::from(i.to_string())).await.unwrap();
+        }
+        assert_eq!(seq.snapshot_revision().await.unwrap(), None);
+        // Nothing may be truncated before a snapshot covers it.
+        assert!(matches!(seq.truncate(3).await, Err(SequencerError::BeyondSnapshot { .. })));
+        assert!(!seq.publish_snapshot(11).await.unwrap(), "beyond the log");
+        assert!(seq.publish_snapshot(6).await.unwrap());
+        assert!(!seq.publish_snapshot(6).await.unwrap(), "not newer");
+        assert!(!seq.publish_snapshot(4).await.unwrap(), "older");
+        assert_eq!(seq.snapshot_revision().await.unwrap(), Some(6));
+        assert!(matches!(seq.truncate(7).await, Err(SequencerError::BeyondSnapshot { .. })));
+        let mut lagging = seq.watch(2).await.unwrap();
+        seq.truncate(6).await.unwrap();
+        assert_eq!(seq.first_revision(), 7);
+        assert_eq!(seq.current_revision().await.unwrap(), 10);
+        // A watch from a truncated revision ends with Compacted.
+        let mut old = seq.watch(3).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(10), old.next()).await {
+            Ok(Some(Err(SequencerError::Compacted { requested: 3, first_available: 7 }))) => {}
+            other => panic!("expected Compacted, got {other:?}"),
+        }
+        // One that already read past the cut goes on; one that did not is told.
+        let mut tail = seq.watch(7).await.unwrap();
+        assert_eq!(next_ok(&mut tail).await, (7, Bytes::from("7")));
+        seq.append(Bytes::from_static(b"11")).await.unwrap();
+        for i in 8..=11u64 {
+            assert_eq!(next_ok(&mut tail).await.0, i);
+        }
+        let mut got = Vec::new();
+        while let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(10), lagging.next()).await {
+            match item {
+                Ok((rev, _)) => got.push(rev),
+                Err(e) => {
+                    assert!(matches!(e, SequencerError::Compacted { .. }), "{e}");
+                    break;
+                }
+            }
+        }
+        assert!(got.is_empty() || got[0] == 2, "in order from where it asked: {got:?}");
+        // Truncating again up to the same point is fine.
+        seq.truncate(6).await.unwrap();
     }
 }

@@ -6,8 +6,11 @@
 //! about files, etcd or simulation:
 //!
 //! * [`Sequencer`]: `append` a record and learn its revision, `watch` every
-//!   record from a revision on, read the `current_revision`.
+//!   record from a revision on, read the `current_revision`; publish a
+//!   snapshot's revision (compare-and-swap) and `truncate` the log up to it.
 //! * [`Watch`]: the ordered stream a watch returns.
+//! * Membership: `register` a broker under a lease, `watch_members` the live
+//!   set ([`members`]).
 //! * [`AppendError`] / [`SequencerError`]: what can go wrong, and in
 //!   particular whether an append *definitely did not happen* ([`AppendError::Failed`])
 //!   or *may have happened* ([`AppendError::Unknown`]).
@@ -26,6 +29,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -33,11 +37,13 @@ use tokio::sync::mpsc;
 pub mod embedded;
 #[cfg(not(madsim))] // real tokio and tonic: not in the simulator's build
 pub mod etcd;
+pub mod members;
 pub mod memory;
 
 pub use embedded::EmbeddedSequencer;
 #[cfg(not(madsim))]
 pub use etcd::EtcdSequencer;
+pub use members::{Member, MemberWatch, Registration};
 pub use memory::MemorySequencer;
 
 /// How many records a [`Watch`] buffers ahead of its reader. The producer side
@@ -90,6 +96,37 @@ pub trait Sequencer: Send + Sync {
     /// resolved `Ok` before this call started (a linearizable read). It is
     /// always a record's revision, never a number no watch delivers.
     fn current_revision(&self) -> impl Future<Output = Result<u64, SequencerError>> + Send;
+
+    // Membership (see the contract in [`members`]).
+
+    /// Puts `me` in the live-broker set under a lease of `ttl`, kept alive
+    /// (and re-granted if it lapsed) in the background until the returned
+    /// [`Registration`] is dropped, which removes `me` (best effort).
+    fn register(&self, me: Member, ttl: Duration) -> impl Future<Output = Result<Registration, SequencerError>> + Send;
+
+    /// Streams the live-broker set: now, then after each change.
+    fn watch_members(&self) -> impl Future<Output = Result<MemberWatch, SequencerError>> + Send;
+
+    // Snapshots (DESIGN.md, "The sequencer"): a pointer to the newest
+    // snapshot object, moved forward only, and truncation of the log up to it.
+
+    /// The revision of the newest published snapshot (`snapshots/{R:020}` in
+    /// the object store), if any. A broker starts from it and watches from R + 1.
+    fn snapshot_revision(&self) -> impl Future<Output = Result<Option<u64>, SequencerError>> + Send;
+
+    /// Publishes the snapshot at `revision`, whose object must already be
+    /// written: a compare-and-swap that succeeds (`Ok(true)`) only if
+    /// `revision` is newer than the published one and not beyond the log.
+    /// `Ok(false)`: not published (an equal or newer one is, or this sequencer
+    /// keeps no snapshots). `Err`: the outcome may be unknown; read
+    /// [`snapshot_revision`](Self::snapshot_revision) to learn it.
+    fn publish_snapshot(&self, revision: u64) -> impl Future<Output = Result<bool, SequencerError>> + Send;
+
+    /// Deletes the log's records up to and including `through`, which must be
+    /// at or below the published snapshot ([`SequencerError::BeyondSnapshot`]
+    /// otherwise). A later watch from a truncated revision gets
+    /// [`SequencerError::Compacted`]; the current revision does not change.
+    fn truncate(&self, through: u64) -> impl Future<Output = Result<(), SequencerError>> + Send;
 }
 
 impl<S: Sequencer + ?Sized> Sequencer for Arc<S> {
@@ -101,6 +138,25 @@ impl<S: Sequencer + ?Sized> Sequencer for Arc<S> {
     }
     fn current_revision(&self) -> impl Future<Output = Result<u64, SequencerError>> + Send {
         (**self).current_revision()
+    }
+
+    // Membership
+    fn register(&self, me: Member, ttl: Duration) -> impl Future<Output = Result<Registration, SequencerError>> + Send {
+        (**self).register(me, ttl)
+    }
+    fn watch_members(&self) -> impl Future<Output = Result<MemberWatch, SequencerError>> + Send {
+        (**self).watch_members()
+    }
+
+    // Snapshots
+    fn snapshot_revision(&self) -> impl Future<Output = Result<Option<u64>, SequencerError>> + Send {
+        (**self).snapshot_revision()
+    }
+    fn publish_snapshot(&self, revision: u64) -> impl Future<Output = Result<bool, SequencerError>> + Send {
+        (**self).publish_snapshot(revision)
+    }
+    fn truncate(&self, through: u64) -> impl Future<Output = Result<(), SequencerError>> + Send {
+        (**self).truncate(through)
     }
 }
 
@@ -219,6 +275,10 @@ pub enum SequencerError {
     /// operation may succeed later.
     #[error("the sequencer is unavailable: {0}")]
     Unavailable(String),
+    /// Truncation past the published snapshot was refused (brokers could not
+    /// start any more: the commits would be in neither the log nor a snapshot).
+    #[error("cannot truncate the log through revision {through}: the published snapshot is at {snapshot:?}")]
+    BeyondSnapshot { through: u64, snapshot: Option<u64> },
 }
 
 impl SequencerError {

@@ -3,7 +3,9 @@
 //! revision order ([`Input::Applied`]). If the watch ends with an error it is
 //! re-established from where it stopped, after a pause that grows up to
 //! [`MAX_BACKOFF`] while the sequencer stays unreachable (an etcd restart is
-//! ridden out, however long it takes).
+//! ridden out, however long it takes). If the log no longer holds the next
+//! revision (truncated behind a snapshot while this broker lagged), it loads the newest snapshot, has the driver replace the
+//! state with it ([`DriverMsg::Reload`]) and watches on from there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,9 @@ use strata_core::log::commit::Commit;
 use tokio::sync::mpsc;
 
 use super::driver::DriverMsg;
-use crate::sequencer::Sequencer;
+use super::snapshots::{load_newest, RELOAD_BACKOFF};
+use crate::sequencer::{Sequencer, SequencerError};
+use crate::store::ObjectStoreBackend;
 
 /// Pause before re-watching after an error (doubles up to [`MAX_BACKOFF`]).
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -21,12 +25,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Feeds every record with revision `>= from` to the driver, forever (until
 /// the driver's channel closes).
-pub async fn run_applier<S: Sequencer + 'static>(sequencer: Arc<S>, from: u64, tx: mpsc::Sender<DriverMsg>) {
+pub async fn run_applier<S: Sequencer + 'static>(
+    sequencer: Arc<S>,
+    store: ObjectStoreBackend,
+    from: u64,
+    tx: mpsc::Sender<DriverMsg>,
+) {
     let mut next = from.max(1);
     let mut backoff = MIN_BACKOFF;
     loop {
         let mut watch = match sequencer.watch(next).await {
             Ok(w) => w,
+            Err(SequencerError::Compacted { .. }) => {
+                let Some(after) = reload(&*sequencer, &store, next, &tx).await else { return };
+                next = after;
+                continue;
+            }
             Err(e) => {
                 tracing::error!(error = %e, revision = next, "cannot watch the sequencer; retrying in {} ms", backoff.as_millis());
                 tokio::time::sleep(backoff).await;
@@ -37,6 +51,12 @@ pub async fn run_applier<S: Sequencer + 'static>(sequencer: Arc<S>, from: u64, t
         while let Some(item) = watch.next().await {
             let (revision, record) = match item {
                 Ok(x) => x,
+                Err(SequencerError::Compacted { requested, first_available }) => {
+                    tracing::warn!(requested, first_available, "this broker's next commit was truncated; reloading the newest snapshot");
+                    let Some(after) = reload(&*sequencer, &store, next, &tx).await else { return };
+                    next = after;
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, revision = next, "sequencer watch ended; re-watching in {} ms", backoff.as_millis());
                     break;
@@ -75,5 +95,31 @@ pub async fn run_applier<S: Sequencer + 'static>(sequencer: Arc<S>, from: u64, t
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Loads the newest snapshot (one that covers `next`, the first revision the
+/// log no longer holds) and hands it to the driver; retries until it can.
+/// Returns the revision to watch from, or None once the driver has stopped.
+async fn reload<S: Sequencer>(sequencer: &S, store: &ObjectStoreBackend, next: u64, tx: &mpsc::Sender<DriverMsg>) -> Option<u64> {
+    loop {
+        match load_newest(sequencer, store).await {
+            Ok(Some(state)) if state.revision >= next => {
+                let after = state.revision + 1;
+                tracing::info!(revision = state.revision, "reloaded the newest snapshot");
+                tx.send(DriverMsg::Reload(Box::new(state))).await.ok()?;
+                return Some(after);
+            }
+            Ok(other) => tracing::warn!(
+                published = other.map(|s| s.revision),
+                next,
+                "the log is truncated past this broker, but no snapshot covers it yet; retrying"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot load the newest snapshot; retrying"),
+        }
+        if tx.is_closed() {
+            return None;
+        }
+        tokio::time::sleep(RELOAD_BACKOFF).await;
     }
 }

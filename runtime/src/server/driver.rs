@@ -16,10 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_core::broker::Broker;
 use strata_core::io::{AppendId, AppendResult, ConnId, Input, Output, ReadId};
+use strata_core::log::state::LogState;
 use strata_proto::ResponseBody;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::crash_point::{crash_point, CrashPoint};
+use super::snapshots::SnapshotPolicy;
 use super::timers::Timers;
 use crate::sequencer::{AppendError, Sequencer};
 use crate::store::{BlockCache, ObjectStoreBackend};
@@ -43,6 +46,11 @@ pub enum DriverMsg {
     /// A read of `range` of object `key` finished: every read waiting on it
     /// gets the result.
     ReadDone { key: String, range: std::ops::Range<u64>, result: Result<Bytes, String> },
+    /// Replace the applied state with this newer snapshot (the commits between
+    /// were truncated from the sequencer before this broker applied them).
+    Reload(Box<strata_core::log::state::LogState>),
+    /// Report the applied revision and the state's digest (tests, checks).
+    Digest(tokio::sync::oneshot::Sender<(u64, u64)>),
     /// Write the open object now (graceful shutdown).
     Flush,
     /// Stop the driver.
@@ -117,7 +125,11 @@ pub struct Driver {
     applied: watch::Sender<u64>,
     /// Bound on an object write.
     write_timeout: Duration,
+    /// When to snapshot, and the snapshotter task taking the states.
+    snapshots: Option<(SnapshotPolicy, mpsc::Sender<LogState>)>,
     out: Vec<Output>,
+    /// The simulator crashed this broker at a crash point: do nothing more.
+    crashed: bool,
 }
 
 impl Driver {
@@ -149,13 +161,25 @@ impl Driver {
             reads: HashMap::new(),
             applied,
             write_timeout,
+            snapshots: None,
             out: Vec::new(),
+            crashed: false,
         }
+    }
+
+    /// Hands the applied state to `snapshotter` at each of `policy`'s points.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy, snapshotter: mpsc::Sender<LogState>) -> Self {
+        self.snapshots = Some((policy, snapshotter));
+        self
     }
 
     /// Runs until [`DriverMsg::Stop`] (or until every sender is gone).
     pub async fn run(mut self) {
         loop {
+            if self.crashed {
+                // Frozen at a crash point until the simulator kills the node.
+                std::future::pending::<()>().await;
+            }
             while let Some(input) = self.local.pop_front() {
                 self.feed(input);
             }
@@ -181,6 +205,14 @@ impl Driver {
                 if let Input::Closed { conn } = &input {
                     self.conns.remove(conn);
                 }
+                let point = match &input {
+                    Input::ObjectWritten { result: Ok(()), .. } => Some(CrashPoint::MidFlush),
+                    Input::Appended { result: AppendResult::Ok(_), .. } => Some(CrashPoint::MidCommit),
+                    _ => None,
+                };
+                if point.is_some_and(|p| self.crash_at(p)) {
+                    return;
+                }
                 self.feed(input);
             }
             DriverMsg::Open { conn, peer, events } => {
@@ -196,6 +228,20 @@ impl Driver {
                     self.feed(Input::ReadDone { read, result: result.clone() });
                 }
             }
+            DriverMsg::Reload(state) => {
+                let revision = state.revision;
+                let mut out = std::mem::take(&mut self.out);
+                if self.broker.reload(*state, &mut out) {
+                    self.applied.send_replace(revision);
+                }
+                for output in out.drain(..) {
+                    self.carry(output);
+                }
+                self.out = out;
+            }
+            DriverMsg::Digest(reply) => {
+                let _ = reply.send((self.broker.log().revision, self.broker.log().digest()));
+            }
             DriverMsg::Flush => self.feed(Input::Flush),
             DriverMsg::Stop => {}
         }
@@ -208,14 +254,39 @@ impl Driver {
             _ => None,
         };
         let mut out = std::mem::take(&mut self.out);
+        let before = self.broker.log().revision;
         self.broker.handle(self.clock.now_ms(), input, &mut out);
+        if applied.is_some() && self.crash_at(CrashPoint::MidApply) {
+            out.clear();
+            self.out = out;
+            return;
+        }
         if let Some(revision) = applied {
             self.applied.send_replace(revision);
         }
+        self.maybe_snapshot(before);
         for output in out.drain(..) {
             self.carry(output);
         }
         self.out = out;
+    }
+
+    /// Whether the simulator crashes this broker at `point` (it then stays frozen).
+    fn crash_at(&mut self, point: CrashPoint) -> bool {
+        self.crashed = self.crashed || crash_point(point, self.broker.config().node_id);
+        self.crashed
+    }
+
+    /// At a snapshot point, hands a copy of the applied state to the
+    /// snapshotter (which encodes and writes it off this task), if this broker
+    /// takes the cluster's snapshots. A snapshotter still busy with the
+    /// previous one skips this point.
+    fn maybe_snapshot(&mut self, before: u64) {
+        let Some((policy, snapshotter)) = &self.snapshots else { return };
+        let after = self.broker.log().revision;
+        if policy.due(before, after) && snapshotter.capacity() > 0 && self.broker.takes_snapshots() {
+            let _ = snapshotter.try_send(self.broker.log().clone());
+        }
     }
 
     fn send_to_conn(&mut self, conn: ConnId, event: ConnEvent) {
@@ -254,6 +325,30 @@ impl Driver {
                         Err(e) => tracing::warn!(%key, size, error = %e, "object write failed"),
                     }
                     let _ = tx.send(DriverMsg::Input(Input::ObjectWritten { write, result })).await;
+                });
+            }
+            Output::ListObjects { prefix } => {
+                let store = self.store.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = store.list(&prefix).await.map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::warn!(%prefix, error = %e, "object GC: listing failed; the next pass lists again");
+                    }
+                    let _ = tx.send(DriverMsg::Input(Input::ObjectsListed { result })).await;
+                });
+            }
+            Output::DeleteObjects { keys } => {
+                let store = self.store.clone();
+                tokio::spawn(async move {
+                    let mut failed = 0usize;
+                    for key in &keys {
+                        if let Err(e) = store.delete(key).await {
+                            failed += 1;
+                            tracing::warn!(%key, error = %e, "object GC: delete failed; the next pass retries");
+                        }
+                    }
+                    tracing::info!(deleted = keys.len() - failed, failed, "object GC: deleted unreferenced objects");
                 });
             }
             Output::Read { read, key, range } => {

@@ -5,16 +5,22 @@
 //! * [`applier`]: the applied stream (sequencer watch → `Input::Applied`).
 //! * [`listener`] and [`connection`]: TCP, framing, decoding, response order.
 //! * [`timers`]: the core's timers.
+//! * [`crash_point`]: where the simulator crashes a broker on purpose.
+//! * [`snapshots`]: loading the newest snapshot; the snapshotter.
 //!
 //! Start-up order: open the object store and the sequencer, bind the listener
-//! (so a busy port fails fast), replay the whole sequencer log into the core,
+//! (so a busy port fails fast), load the newest snapshot (if the sequencer
+//! has published one) and replay the sequencer log after it into the core,
 //! and only then accept connections — a restarted broker answers with the
 //! full state from its first request.
 
 pub mod applier;
 pub mod connection;
+pub mod crash_point;
 pub mod driver;
 pub mod listener;
+pub mod members;
+pub mod snapshots;
 pub mod timers;
 
 use std::net::SocketAddr;
@@ -31,7 +37,7 @@ use tokio::task::JoinHandle;
 use crate::cli::{SequencerChoice, ServeArgs};
 #[cfg(not(madsim))]
 use crate::sequencer::EtcdSequencer;
-use crate::sequencer::{EmbeddedSequencer, Sequencer, SequencerError};
+use crate::sequencer::{EmbeddedSequencer, Member, Sequencer, SequencerError};
 use crate::store::{BlockCache, ObjectStoreBackend, OpenStoreError};
 use connection::ConnConfig;
 use driver::{Clock, Driver, DriverMsg, DRIVER_QUEUE};
@@ -58,6 +64,11 @@ pub struct ServerConfig {
     pub cache_bytes: usize,
     /// Bound on the graceful shutdown.
     pub shutdown_timeout: Duration,
+    /// Lease of this broker's entry in the live-broker set.
+    pub member_ttl: Duration,
+    /// Snapshot the applied state every this many commits (0: never); only
+    /// the broker with the lowest live node id does.
+    pub snapshot_every_commits: u64,
 }
 
 impl ServerConfig {
@@ -82,8 +93,8 @@ impl ServerConfig {
             log_dir: std::path::absolute(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone()).display().to_string(),
             // Checked by `Server::open` before anything starts.
             static_props: args.static_props().unwrap_or_default(),
-            // One broker per embedded sequencer; peers come with the distributed mode.
-            peers: Vec::new(),
+            object_gc_interval_ms: args.object_gc_interval_ms,
+            object_gc_grace_ms: args.object_gc_grace_ms,
         };
         ServerConfig {
             listen: args.listen.clone(),
@@ -95,6 +106,8 @@ impl ServerConfig {
             idle_timeout: Duration::from_millis(args.idle_timeout_ms),
             cache_bytes: args.cache_bytes,
             shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
+            member_ttl: Duration::from_millis(args.member_ttl_ms),
+            snapshot_every_commits: args.snapshot_every_commits,
         }
     }
 }
@@ -164,6 +177,9 @@ pub enum ServeError {
     /// The sequencer log could not be replayed.
     #[error("cannot replay the sequencer log: {0}")]
     Replay(#[source] SequencerError),
+    /// The newest snapshot could not be loaded.
+    #[error("cannot start from the newest snapshot: {0}")]
+    Snapshot(#[from] snapshots::LoadError),
 }
 
 /// A running broker. Dropping it aborts everything; prefer [`Server::shutdown`].
@@ -173,6 +189,8 @@ pub struct Server {
     objects: String,
     cache: Arc<Mutex<BlockCache>>,
     replayed: u64,
+    /// The snapshot's revision the broker started from (0: none).
+    start_revision: u64,
     replay_time: Duration,
     stop: watch::Sender<bool>,
     driver_tx: mpsc::Sender<DriverMsg>,
@@ -180,6 +198,9 @@ pub struct Server {
     driver: Option<JoinHandle<()>>,
     applier: Option<JoinHandle<()>>,
     appender: Option<JoinHandle<()>>,
+    /// Holds this broker's registration in the live set and feeds the set to the driver.
+    members: Option<JoinHandle<()>>,
+    snapshotter: Option<JoinHandle<()>>,
     /// Held to release it last (the embedded sequencer's lock goes with it).
     sequencer_drop: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -268,7 +289,10 @@ impl Server {
     /// `<data-dir>/log`, or etcd) — and starts the server on them. The listener is bound
     /// first, so a busy port fails before anything is created on disk.
     pub async fn open(args: &ServeArgs) -> Result<Server, ServeError> {
-        let cfg = ServerConfig::from_args(args, draw_incarnation());
+        let mut cfg = ServerConfig::from_args(args, draw_incarnation());
+        // The embedded log keeps no snapshots (it serves this broker alone and
+        // replays from its own file): writing them would only cost.
+        cfg.snapshot_every_commits = 0;
         check_static_configs(args)?;
         let listener = bind(&cfg).await?;
         std::fs::create_dir_all(&args.data_dir)
@@ -342,14 +366,34 @@ impl Server {
         cfg.broker.advertised_host = host;
         cfg.broker.advertised_port = port;
 
+        // Start from the newest snapshot, if one is published.
+        let started = Instant::now();
+        let snapshot = snapshots::load_newest(&*sequencer, &store).await?;
+        let start_revision = snapshot.as_ref().map_or(0, |s| s.revision);
+        let broker = match snapshot {
+            Some(state) => {
+                tracing::info!(revision = start_revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded");
+                Broker::from_snapshot(cfg.broker.clone(), state)
+            }
+            None => Broker::new(cfg.broker.clone()),
+        };
+
         let clock = Clock::new();
         let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE);
         let (append_tx, append_rx) = mpsc::unbounded_channel();
-        let (applied_tx, mut applied_rx) = watch::channel(0u64);
+        let (applied_tx, mut applied_rx) = watch::channel(start_revision);
         let cache = Arc::new(Mutex::new(BlockCache::new(cfg.cache_bytes)));
         let objects = store.describe();
+        let policy = snapshots::SnapshotPolicy { every_commits: cfg.snapshot_every_commits };
+        // Every broker is ready to snapshot; the driver hands states over only
+        // while the live set makes this broker the snapshotter.
+        let snapshotter_here = policy.every_commits > 0;
+        let (snap_tx, snap_rx) = mpsc::channel(1);
+        let snapshotter =
+            snapshotter_here.then(|| tokio::spawn(snapshots::run_snapshotter(sequencer.clone(), store.clone(), snap_rx)));
+        let applier_store = store.clone();
         let driver = Driver::new(
-            Broker::new(cfg.broker.clone()),
+            broker,
             clock,
             driver_rx,
             driver_tx.clone(),
@@ -359,20 +403,23 @@ impl Server {
             applied_tx,
             Duration::from_millis(cfg.broker.request_timeout_ms),
         );
+        let driver = if snapshotter_here { driver.with_snapshots(policy, snap_tx) } else { driver };
         let driver = tokio::spawn(driver.run());
         let appender = tokio::spawn(driver::run_appender(sequencer.clone(), append_rx, driver_tx.clone()));
 
-        // Replay everything up to the current revision before serving anyone.
-        let started = Instant::now();
+        // Replay everything after the snapshot up to the current revision
+        // before serving anyone.
         let target = sequencer.current_revision().await.map_err(ServeError::Replay)?;
-        let applier = tokio::spawn(applier::run_applier(sequencer.clone(), 1, driver_tx.clone()));
+        let applier =
+            tokio::spawn(applier::run_applier(sequencer.clone(), applier_store, start_revision + 1, driver_tx.clone()));
         let replay = applied_rx.wait_for(|&r| r >= target).await;
         if replay.is_err() {
             return Err(ServeError::Replay(SequencerError::Closed));
         }
         drop(replay);
         let replay_time = started.elapsed();
-        tracing::info!(revision = target, ms = replay_time.as_millis() as u64, "sequencer log replayed");
+        let replayed = target;
+        tracing::info!(snapshot = start_revision, revision = target, ms = replay_time.as_millis() as u64, "sequencer log replayed");
 
         let (stop, stop_rx) = watch::channel(false);
         let conn_cfg = Arc::new(ConnConfig {
@@ -384,13 +431,22 @@ impl Server {
             clock,
         });
         let listener = tokio::spawn(listener::run_listener(listener, conn_cfg, stop_rx, cfg.shutdown_timeout));
+        // Registered once it can serve, so clients sent here find it ready.
+        let me = Member {
+            node_id: cfg.broker.node_id,
+            host: cfg.broker.advertised_host.clone(),
+            port: u16::try_from(cfg.broker.advertised_port).unwrap_or(0),
+            rack: cfg.broker.rack.clone(),
+        };
+        let members = tokio::spawn(members::run_members(sequencer.clone(), me, cfg.member_ttl, driver_tx.clone()));
         let seq = sequencer;
         Ok(Server {
             local_addr,
             advertised,
             objects,
             cache,
-            replayed: target,
+            replayed,
+            start_revision,
             replay_time,
             stop,
             driver_tx,
@@ -398,6 +454,8 @@ impl Server {
             driver: Some(driver),
             applier: Some(applier),
             appender: Some(appender),
+            members: Some(members),
+            snapshotter,
             sequencer_drop: Some(Box::new(move || release(seq))),
         })
     }
@@ -422,10 +480,24 @@ impl Server {
         self.cache.lock().expect("cache lock").stats()
     }
 
-    /// The revision replayed up to at start (on the embedded sequencer, whose
-    /// revisions are dense, the number of records), and how long it took.
+    /// The revision replayed up to at start (after the snapshot it started
+    /// from; on the embedded sequencer, whose revisions are dense, the number
+    /// of records), and how long loading and replaying took.
     pub fn replayed(&self) -> (u64, Duration) {
         (self.replayed, self.replay_time)
+    }
+
+    /// The applied revision and the digest of the applied state (every
+    /// broker at the same revision has the same digest).
+    pub async fn applied_digest(&self) -> Option<(u64, u64)> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.driver_tx.send(DriverMsg::Digest(reply)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The revision of the snapshot the broker started from (0: none).
+    pub fn start_revision(&self) -> u64 {
+        self.start_revision
     }
 
     /// Graceful shutdown: stop accepting and reading, let in-flight requests be
@@ -433,6 +505,8 @@ impl Server {
     /// for anything read after that), bounded by the shutdown timeout; then stop
     /// everything and release the sequencer.
     pub async fn shutdown(mut self) {
+        // Leave the live set first: clients move to the other brokers while this one drains.
+        self.stop_members().await;
         let _ = self.stop.send(true);
         let _ = self.driver_tx.send(DriverMsg::Flush).await;
         if let Some(listener) = self.listener.take() {
@@ -457,8 +531,16 @@ impl Server {
         self.stop_tasks().await;
     }
 
+    async fn stop_members(&mut self) {
+        if let Some(task) = self.members.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     async fn stop_tasks(&mut self) {
-        for task in [self.applier.take(), self.appender.take()].into_iter().flatten() {
+        self.stop_members().await;
+        for task in [self.applier.take(), self.appender.take(), self.snapshotter.take()].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }
@@ -481,7 +563,7 @@ fn release<S>(seq: Arc<S>) {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        for task in [&self.listener, &self.driver, &self.applier, &self.appender].into_iter().flatten() {
+        for task in [&self.listener, &self.driver, &self.applier, &self.appender, &self.members, &self.snapshotter].into_iter().flatten() {
             task.abort();
         }
     }

@@ -20,11 +20,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use strata_core::io::ListedObject;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 pub use cache::BlockCache;
+
+/// The most objects one listing returns: a bound on the memory a pass takes.
+pub const MAX_LISTED: usize = 1_000_000;
 pub use local::LocalDirStore;
 
 /// How many bytes of the objects it wrote last a local directory leaves in the
@@ -291,6 +296,41 @@ impl ObjectStoreBackend {
             return Err(StoreError::Short { key: key.into(), start: range.start, end: range.end, got: bytes.len() as u64 });
         }
         Ok(bytes)
+    }
+
+    /// The objects under the folder `prefix` (`objects/`), with when each was
+    /// written; at most [`MAX_LISTED`] of them (a later listing sees the rest
+    /// once these are gone).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+        let folder = prefix.trim_end_matches('/');
+        let path = object_path(folder)?;
+        let mut stream = self.store.list(Some(&path));
+        let mut listed = Vec::new();
+        while let Some(meta) = stream.next().await {
+            let meta = meta.map_err(|e| map_error(folder, e))?;
+            let last_modified_ms = u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0);
+            listed.push(ListedObject { key: meta.location.to_string(), last_modified_ms });
+            if listed.len() >= MAX_LISTED {
+                break;
+            }
+        }
+        Ok(listed)
+    }
+
+    /// The whole object at `key` (snapshots).
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = object_path(key)?;
+        let got = self.store.get(&path).await.map_err(|e| map_error(key, e))?;
+        got.bytes().await.map_err(|e| map_error(key, e))
+    }
+
+    /// Deletes the object at `key`; one already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = object_path(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_error(key, e)),
+        }
     }
 
     /// Where the objects are, for logs and the startup banner.
