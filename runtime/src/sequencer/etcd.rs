@@ -17,17 +17,24 @@
 //!   breaks (etcd restarted, connection lost) it is re-established from the
 //!   revision after the last one delivered, with backoff, for as long as the
 //!   [`Watch`] is alive: nothing is delivered twice or skipped.
+//! * Membership ([`members`]): leased keys under `/{cluster}/brokers/`.
+//! * Snapshots ([`snapshots`]): the published revision under
+//!   `/{cluster}/snapshot`; truncation deletes log keys and compacts etcd.
+
+mod members;
+mod snapshots;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use etcd_client::{
-    Client, ConnectOptions, GetOptions, KvClient, SortOrder, SortTarget, WatchClient, WatchFilterType, WatchOptions,
+    Client, ConnectOptions, GetOptions, KvClient, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchClient,
+    WatchFilterType, WatchOptions,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AppendError, Sequencer, SequencerError, Watch, WatchItem};
+use super::{AppendError, Member, MemberWatch, Registration, Sequencer, SequencerError, Watch, WatchItem};
 
 /// etcd's default `--max-request-bytes` (1.5 MiB): a Put larger than this is
 /// refused by a default-configured etcd, which we report as
@@ -60,6 +67,10 @@ pub struct EtcdSequencer {
     client: Client,
     /// `/{cluster}/log/`: every record's key starts with it.
     prefix: String,
+    /// `/{cluster}/brokers/`: the live brokers' keys.
+    brokers: String,
+    /// `/{cluster}/snapshot`: the published snapshot's revision.
+    snapshot_key: String,
     /// The endpoints, for messages.
     endpoints: Arc<str>,
     queue: mpsc::Sender<Pending>,
@@ -135,7 +146,9 @@ impl EtcdSequencer {
         let (queue, rx) = mpsc::channel(APPEND_QUEUE);
         let writer = crate::server::draw_incarnation();
         tokio::spawn(run_writer(client.kv_client(), prefix.clone(), writer, rx));
-        Ok(EtcdSequencer { client, prefix, endpoints: listed, queue })
+        let brokers = format!("/{cluster}/brokers/");
+        let snapshot_key = format!("/{cluster}/snapshot");
+        Ok(EtcdSequencer { client, prefix, brokers, snapshot_key, endpoints: listed, queue })
     }
 
     /// The key prefix of this cluster's records (`/{cluster}/log/`).
@@ -147,6 +160,44 @@ impl EtcdSequencer {
     pub fn endpoints(&self) -> &str {
         &self.endpoints
     }
+}
+
+/// Runs one etcd request within [`READ_TIMEOUT`]; any failure is
+/// [`SequencerError::Unavailable`] saying `what` was being done.
+async fn timed<T>(
+    what: &str,
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, SequencerError> {
+    match tokio::time::timeout(READ_TIMEOUT, request).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(SequencerError::Unavailable(format!("etcd failed {what}: {e}"))),
+        Err(_) => Err(SequencerError::Unavailable(format!(
+            "etcd did not answer within {} s while {what}",
+            READ_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The log's current revision and the published snapshot, in one linearizable
+/// read: the newest record's revision, or the snapshot's once truncation
+/// deleted every record (truncation does not move the current revision back).
+/// Not etcd's header revision: that counts other keys too, and a watch of our
+/// prefix never delivers it. Sorting by mod revision makes etcd read every key
+/// of the prefix; snapshots keep the prefix short.
+async fn log_revision(kv: &mut KvClient, prefix: &str, snapshot_key: &str) -> Result<(u64, Option<u64>), SequencerError> {
+    let newest = GetOptions::new().with_prefix().with_sort(SortTarget::Mod, SortOrder::Descend).with_limit(1).with_keys_only();
+    let txn = Txn::new().and_then([TxnOp::get(prefix, Some(newest)), TxnOp::get(snapshot_key, None)]);
+    let resp = timed("reading the last revision", kv.txn(txn)).await?;
+    let mut gets = resp.op_responses().into_iter().filter_map(|r| match r {
+        TxnOpResponse::Get(g) => Some(g),
+        _ => None,
+    });
+    let (Some(records), Some(snapshot)) = (gets.next(), gets.next()) else {
+        return Err(SequencerError::Unavailable("etcd answered a read without its results".into()));
+    };
+    let newest = records.kvs().first().map_or(0, |kv| kv.mod_revision().max(0) as u64);
+    let published = snapshots::published(snapshot_key, &snapshot)?;
+    Ok((newest.max(published.unwrap_or(0)), published))
 }
 
 /// Writes the queued appends one at a time, in queue order.
@@ -260,25 +311,42 @@ impl Sequencer for EtcdSequencer {
 
     fn current_revision(&self) -> impl std::future::Future<Output = Result<u64, SequencerError>> + Send {
         let mut kv = self.client.kv_client();
-        let prefix = self.prefix.clone();
+        let (prefix, snapshot_key) = (self.prefix.clone(), self.snapshot_key.clone());
+        async move { Ok(log_revision(&mut kv, &prefix, &snapshot_key).await?.0) }
+    }
+
+    // Membership
+    fn register(&self, me: Member, ttl: Duration) -> impl std::future::Future<Output = Result<Registration, SequencerError>> + Send {
+        let (client, brokers) = (self.client.clone(), self.brokers.clone());
+        async move { members::register(client, &brokers, me, ttl).await }
+    }
+
+    fn watch_members(&self) -> impl std::future::Future<Output = Result<MemberWatch, SequencerError>> + Send {
+        members::watch_members(self.client.clone(), self.brokers.clone())
+    }
+
+    // Snapshots
+    fn snapshot_revision(&self) -> impl std::future::Future<Output = Result<Option<u64>, SequencerError>> + Send {
+        let mut kv = self.client.kv_client();
+        let key = self.snapshot_key.clone();
+        async move { snapshots::snapshot_revision(&mut kv, &key).await }
+    }
+
+    fn publish_snapshot(&self, revision: u64) -> impl std::future::Future<Output = Result<bool, SequencerError>> + Send {
+        let mut kv = self.client.kv_client();
+        let (prefix, key) = (self.prefix.clone(), self.snapshot_key.clone());
         async move {
-            // The newest record's revision, read linearizably (not etcd's
-            // header revision: that counts other keys too, and a watch of our
-            // prefix never delivers it). Sorting by mod revision makes etcd read
-            // every key of the prefix; snapshots keep the prefix short.
-            let options = GetOptions::new()
-                .with_prefix()
-                .with_sort(SortTarget::Mod, SortOrder::Descend)
-                .with_limit(1)
-                .with_keys_only();
-            match tokio::time::timeout(READ_TIMEOUT, kv.get(prefix, Some(options))).await {
-                Ok(Ok(resp)) => Ok(resp.kvs().first().map_or(0, |kv| kv.mod_revision().max(0) as u64)),
-                Ok(Err(e)) => Err(SequencerError::Unavailable(format!("reading the last etcd revision: {e}"))),
-                Err(_) => Err(SequencerError::Unavailable(format!(
-                    "etcd did not answer a read within {} s",
-                    READ_TIMEOUT.as_secs()
-                ))),
-            }
+            let (log, _) = log_revision(&mut kv, &prefix, &key).await?;
+            snapshots::publish(&mut kv, &key, log, revision).await
+        }
+    }
+
+    fn truncate(&self, through: u64) -> impl std::future::Future<Output = Result<(), SequencerError>> + Send {
+        let mut kv = self.client.kv_client();
+        let (prefix, key) = (self.prefix.clone(), self.snapshot_key.clone());
+        async move {
+            let snapshot = snapshots::snapshot_revision(&mut kv, &key).await?;
+            snapshots::truncate(&mut kv, &prefix, snapshot, through).await
         }
     }
 }
