@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_runtime::sequencer::{AppendError, EtcdSequencer, Sequencer, SequencerError, Watch};
+use strata_runtime::sequencer::{AppendError, EtcdSequencer, Member, MemberWatch, Sequencer, SequencerError, Watch};
 
 /// An etcd child on fixed ports and a data directory; killed and reaped on drop.
 struct Etcd {
@@ -361,4 +361,224 @@ fn unreachable_etcd_is_reported_at_connect() {
     let err = rt.block_on(EtcdSequencer::connect(&[addr.to_string()], "x")).unwrap_err();
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "reported promptly");
+}
+
+// Membership
+
+fn member(node_id: i32) -> Member {
+    Member { node_id, host: "127.0.0.1".into(), port: 9000 + node_id as u16, rack: None }
+}
+
+/// Reads sets from `w` until one has exactly `want`'s node ids, within `within`.
+async fn until_members(w: &mut MemberWatch, want: &[i32], within: Duration) -> Duration {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, w.next()).await {
+            Ok(Some(Ok(set))) => {
+                let ids: Vec<i32> = set.iter().map(|m| m.node_id).collect();
+                if ids == want {
+                    return started.elapsed();
+                }
+            }
+            other => panic!("waiting for members {want:?}: got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn members_register_watch_and_leave() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(etcd) = Etcd::start(tmp.path()) else { return };
+    rt().block_on(async {
+        let eps = [etcd.endpoint()];
+        let a = EtcdSequencer::connect(&eps, "m").await.unwrap();
+        let b = EtcdSequencer::connect(&eps, "m").await.unwrap();
+        let other = EtcdSequencer::connect(&eps, "elsewhere").await.unwrap();
+        let _foreign = other.register(member(9), Duration::from_secs(2)).await.unwrap();
+        let mut w = a.watch_members().await.unwrap();
+        until_members(&mut w, &[], Duration::from_secs(5)).await;
+        let r2 = b.register(member(2), Duration::from_millis(1500)).await.unwrap();
+        let _r1 = a.register(member(1), Duration::from_secs(2)).await.unwrap();
+        until_members(&mut w, &[1, 2], Duration::from_secs(5)).await;
+        // A fresh watch sees the same set at once, with the members' values.
+        let mut w2 = b.watch_members().await.unwrap();
+        match w2.next().await {
+            Some(Ok(set)) => assert_eq!(set, vec![member(1), member(2)]),
+            other => panic!("{other:?}"),
+        }
+        // Keep-alives hold the registrations well past their TTLs.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut w3 = b.watch_members().await.unwrap();
+        until_members(&mut w3, &[1, 2], Duration::from_secs(1)).await;
+        // Dropping a registration revokes its lease: it leaves at once, not after its TTL.
+        drop(r2);
+        let took = until_members(&mut w, &[1], Duration::from_secs(5)).await;
+        eprintln!("a dropped registration left the set after {took:?}");
+        // A restarted broker replaces its node id's entry.
+        let r1b = b.register(Member { port: 1, ..member(1) }, Duration::from_secs(2)).await.unwrap();
+        let mut w4 = b.watch_members().await.unwrap();
+        match w4.next().await {
+            Some(Ok(set)) => assert_eq!(set, vec![Member { port: 1, ..member(1) }]),
+            other => panic!("{other:?}"),
+        }
+        drop(r1b);
+        until_members(&mut w, &[], Duration::from_secs(5)).await;
+    });
+}
+
+#[test]
+fn lapsed_registrations_leave_and_are_granted_again() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(etcd) = Etcd::start(tmp.path()) else { return };
+    let eps = [etcd.endpoint()];
+    // A broker killed without deregistering: its runtime (and keep-alive) dies with it.
+    let killed = rt();
+    let reg = killed.block_on(async {
+        let s = EtcdSequencer::connect(&eps, "lapse").await.unwrap();
+        s.register(member(4), Duration::from_secs(2)).await.unwrap()
+    });
+    // The task stops without revoking. (`reg` outlives its runtime: dropping it
+    // now would only find its task gone.)
+    drop(killed);
+    let killed_at = Instant::now();
+    rt().block_on(async {
+        let seq = EtcdSequencer::connect(&eps, "lapse").await.unwrap();
+        let mut w = seq.watch_members().await.unwrap();
+        until_members(&mut w, &[], Duration::from_secs(10)).await;
+        eprintln!("a killed broker left the set after {:?} (TTL 2 s)", killed_at.elapsed());
+        drop(reg);
+
+        // A lease that lapses under a live registration (etcd revoked it, as after a
+        // long partition) is granted again and the key put again, within the TTL.
+        let _r5 = seq.register(member(5), Duration::from_secs(2)).await.unwrap();
+        until_members(&mut w, &[5], Duration::from_secs(5)).await;
+        let mut admin = etcd_client::Client::connect([format!("http://{}", etcd.endpoint())], None).await.unwrap();
+        for lease in admin.leases().await.unwrap().leases() {
+            admin.lease_revoke(lease.id()).await.unwrap();
+        }
+        until_members(&mut w, &[], Duration::from_secs(5)).await;
+        let took = until_members(&mut w, &[5], Duration::from_secs(5)).await;
+        eprintln!("a revoked lease was re-granted and the member back after {took:?}");
+        assert!(took < Duration::from_secs(2), "back within the TTL: {took:?}");
+    });
+}
+
+// Snapshots
+
+async fn log_keys(client: &mut etcd_client::Client, cluster: &str) -> i64 {
+    let opts = etcd_client::GetOptions::new().with_prefix().with_count_only();
+    client.get(format!("/{cluster}/log/"), Some(opts)).await.unwrap().count()
+}
+
+#[test]
+fn snapshots_publish_by_compare_and_swap_and_truncate_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(etcd) = Etcd::start(tmp.path()) else { return };
+    rt().block_on(async {
+        let eps = [etcd.endpoint()];
+        let seq = EtcdSequencer::connect(&eps, "snap").await.unwrap();
+        let other = EtcdSequencer::connect(&eps, "snap").await.unwrap();
+        let mut admin = etcd_client::Client::connect([format!("http://{}", etcd.endpoint())], None).await.unwrap();
+        let mut revs = Vec::new();
+        for i in 0..10 {
+            revs.push(seq.append(Bytes::from(format!("r{i}"))).await.unwrap());
+        }
+        let last = *revs.last().unwrap();
+        assert_eq!(seq.snapshot_revision().await.unwrap(), None);
+        assert!(matches!(seq.truncate(revs[2]).await, Err(SequencerError::BeyondSnapshot { snapshot: None, .. })));
+        assert!(!seq.publish_snapshot(last + 1).await.unwrap(), "beyond the log");
+        assert!(seq.publish_snapshot(revs[5]).await.unwrap());
+        assert!(!other.publish_snapshot(revs[5]).await.unwrap(), "not newer");
+        assert!(!other.publish_snapshot(revs[4]).await.unwrap(), "older");
+        assert_eq!(other.snapshot_revision().await.unwrap(), Some(revs[5]));
+        // Stored so that etcd's bytewise compare is numeric.
+        let raw = admin.get("/snap/snapshot", None).await.unwrap().kvs()[0].value().to_vec();
+        assert_eq!(raw, format!("{:020}", revs[5]).into_bytes());
+        // Racing publishers: exactly the newest wins.
+        let (x, y) = tokio::join!(seq.publish_snapshot(revs[7]), other.publish_snapshot(revs[6]));
+        assert!(x.unwrap(), "the newest is published");
+        let _ = y.unwrap();
+        assert_eq!(seq.snapshot_revision().await.unwrap(), Some(revs[7]));
+
+        match seq.truncate(revs[8]).await {
+            Err(SequencerError::BeyondSnapshot { through, snapshot }) => assert_eq!((through, snapshot), (revs[8], Some(revs[7]))),
+            other => panic!("expected BeyondSnapshot, got {other:?}"),
+        }
+        assert_eq!(log_keys(&mut admin, "snap").await, 10);
+        let mut lagging = seq.watch(revs[1]).await.unwrap();
+        assert_eq!(take(&mut lagging, 1).await[0].0, revs[1]);
+        seq.truncate(revs[7]).await.unwrap();
+        assert_eq!(log_keys(&mut admin, "snap").await, 2);
+        assert_eq!(seq.current_revision().await.unwrap(), last, "truncation keeps the current revision");
+        for from in [0, revs[1], revs[7]] {
+            let mut w = seq.watch(from).await.unwrap();
+            match tokio::time::timeout(Duration::from_secs(10), w.next()).await {
+                Ok(Some(Err(SequencerError::Compacted { first_available, .. }))) => assert_eq!(first_available, revs[7] + 1),
+                other => panic!("watch from {from}: expected Compacted, got {other:?}"),
+            }
+        }
+        let mut w = seq.watch(revs[7] + 1).await.unwrap();
+        let got = take(&mut w, 2).await;
+        assert_eq!(got.iter().map(|(r, _)| *r).collect::<Vec<_>>(), revs[8..]);
+        assert_eq!(got[0].1, Bytes::from_static(b"r8"));
+        // Truncating everything: the current revision still stays.
+        assert!(seq.publish_snapshot(last).await.unwrap());
+        seq.truncate(last).await.unwrap();
+        seq.truncate(last).await.unwrap(); // again: nothing to do, already compacted
+        assert_eq!(log_keys(&mut admin, "snap").await, 0);
+        assert_eq!(seq.current_revision().await.unwrap(), last);
+        let next = seq.append(Bytes::from_static(b"after")).await.unwrap();
+        assert!(next > last);
+        let mut w = seq.watch(last + 1).await.unwrap();
+        assert_eq!(take(&mut w, 1).await[0], (next, Bytes::from_static(b"after")));
+    });
+}
+
+#[test]
+fn sustained_appends_with_snapshots_keep_etcd_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(etcd) = Etcd::start(tmp.path()) else { return };
+    const N: usize = 2000;
+    const EVERY: usize = 200;
+    rt().block_on(async {
+        let eps = [etcd.endpoint()];
+        let seq = EtcdSequencer::connect(&eps, "load").await.unwrap();
+        let mut admin = etcd_client::Client::connect([format!("http://{}", etcd.endpoint())], None).await.unwrap();
+        let record = Bytes::from(vec![7u8; 1024]);
+        let figures = |label: &str, keys: i64, status: &etcd_client::StatusResponse| {
+            eprintln!(
+                "{label}: {keys} log keys, etcd db {} KiB, in use {} KiB",
+                status.db_size() / 1024,
+                status.raft_used_db_size() / 1024
+            );
+        };
+        let status = admin.status().await.unwrap();
+        figures("before", log_keys(&mut admin, "load").await, &status);
+        let started = Instant::now();
+        let mut max_keys = 0;
+        for i in 1..=N {
+            let rev = seq.append(record.clone()).await.unwrap();
+            if i % EVERY == 0 {
+                max_keys = max_keys.max(log_keys(&mut admin, "load").await);
+                assert!(seq.publish_snapshot(rev).await.unwrap());
+                seq.truncate(rev).await.unwrap();
+            }
+        }
+        let status = admin.status().await.unwrap();
+        let keys = log_keys(&mut admin, "load").await;
+        figures(&format!("after {N} appends of 1 KiB, snapshot + truncate every {EVERY}, {:?}", started.elapsed()), keys, &status);
+        eprintln!("at most {max_keys} log keys at a time");
+        assert_eq!(keys, 0);
+        assert!(max_keys <= EVERY as i64);
+
+        // For comparison: the same load on another cluster, never truncated.
+        let plain = EtcdSequencer::connect(&eps, "plain").await.unwrap();
+        for _ in 0..N {
+            plain.append(record.clone()).await.unwrap();
+        }
+        let status = admin.status().await.unwrap();
+        figures(&format!("then {N} more appends never truncated"), log_keys(&mut admin, "plain").await, &status);
+    });
 }

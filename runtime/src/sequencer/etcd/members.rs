@@ -60,25 +60,33 @@ enum Lapse {
     Broken(String),
 }
 
-/// Keeps `lease` alive, a keep-alive every `period`, until it lapses or the stream breaks.
-async fn keep_alive(mut leases: LeaseClient, lease: i64, period: Duration) -> Lapse {
-    // keep_alive sends the first request itself.
-    let (mut keeper, mut responses) = match leases.keep_alive(lease).await {
-        Ok(s) => s,
-        Err(e) => return Lapse::Broken(e.to_string()),
+/// Keeps `lease` alive, a keep-alive every `period`, until it lapses or the
+/// stream breaks (including an answer that takes longer than `patience`).
+async fn keep_alive(mut leases: LeaseClient, lease: i64, period: Duration, patience: Duration) -> Lapse {
+    let lapse = |e: etcd_client::Error| match e {
+        // etcd-client's own check of the first answer (TTL 0).
+        etcd_client::Error::LeaseKeepAliveError(m) if m.contains("not found") => Lapse::Gone,
+        etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::NotFound => Lapse::Gone,
+        e => Lapse::Broken(e.to_string()),
+    };
+    let slow = || Lapse::Broken(format!("no keep-alive answer within {} ms", patience.as_millis()));
+    // keep_alive sends the first request and reads its answer itself.
+    let (mut keeper, mut responses) = match tokio::time::timeout(patience, leases.keep_alive(lease)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return lapse(e),
+        Err(_) => return slow(),
     };
     loop {
-        match tokio::time::timeout(period, responses.message()).await {
+        tokio::time::sleep(period).await;
+        if let Err(e) = keeper.keep_alive().await {
+            return lapse(e);
+        }
+        match tokio::time::timeout(patience, responses.message()).await {
             Ok(Ok(Some(r))) if r.ttl() <= 0 => return Lapse::Gone,
             Ok(Ok(Some(_))) => {}
             Ok(Ok(None)) => return Lapse::Broken("etcd closed the keep-alive stream".into()),
-            Ok(Err(etcd_client::Error::GRpcStatus(s))) if s.code() == tonic::Code::NotFound => return Lapse::Gone,
-            Ok(Err(e)) => return Lapse::Broken(e.to_string()),
-            Err(_) => return Lapse::Broken(format!("no keep-alive answer within {} ms", period.as_millis())),
-        }
-        tokio::time::sleep(period).await;
-        if let Err(e) = keeper.keep_alive().await {
-            return Lapse::Broken(e.to_string());
+            Ok(Err(e)) => return lapse(e),
+            Err(_) => return slow(),
         }
     }
 }
@@ -87,11 +95,12 @@ async fn keep_alive(mut leases: LeaseClient, lease: i64, period: Duration) -> La
 /// lease and put when the old one lapsed; on `stop`, revoke (best effort).
 async fn keep_registered(client: Client, key: String, value: Vec<u8>, ttl_s: i64, mut lease: i64, mut stop: oneshot::Receiver<()>) {
     let period = Duration::from_millis(ttl_s as u64 * 1000 / 3);
+    let patience = Duration::from_secs(ttl_s as u64);
     let mut backoff = MIN_BACKOFF;
     loop {
         let lapse = tokio::select! {
             _ = &mut stop => break,
-            lapse = keep_alive(client.lease_client(), lease, period) => lapse,
+            lapse = keep_alive(client.lease_client(), lease, period, patience) => lapse,
         };
         match lapse {
             Lapse::Broken(why) => {
