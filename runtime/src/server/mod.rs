@@ -290,9 +290,11 @@ impl Server {
     /// first, so a busy port fails before anything is created on disk.
     pub async fn open(args: &ServeArgs) -> Result<Server, ServeError> {
         let mut cfg = ServerConfig::from_args(args, draw_incarnation());
-        // The embedded log keeps no snapshots (it serves this broker alone and
-        // replays from its own file): writing them would only cost.
-        cfg.snapshot_every_commits = 0;
+        if !matches!(args.sequencer, SequencerChoice::Etcd { .. }) {
+            // The embedded log keeps no snapshots (it serves this broker alone and
+            // replays from its own file): writing them would only cost.
+            cfg.snapshot_every_commits = 0;
+        }
         check_static_configs(args)?;
         let listener = bind(&cfg).await?;
         std::fs::create_dir_all(&args.data_dir)
