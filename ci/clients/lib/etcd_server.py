@@ -14,7 +14,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from strata_broker import free_port, wait_port
+import helper_process
+from strata_broker import free_port
 
 
 def etcd_bin() -> str | None:
@@ -50,23 +51,13 @@ class EtcdServer:
         if binary is None:
             raise RuntimeError("etcd is not installed: apt-get install etcd-server (ci/clients/run.sh does)")
         client, peer = f"http://{self.endpoint}", f"http://127.0.0.1:{self.peer_port}"
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        self.proc = helper_process.spawn(
             [binary, "--name", "strata-ci", "--data-dir", str(self.work_dir / "data"),
              "--listen-client-urls", client, "--advertise-client-urls", client,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"strata-ci={peer}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            self.log_path, f"etcd {self.endpoint}", self.port, 30,
         )
-        log.close()
-        d = os.environ.get("STRATA_CI_PIDS")
-        if d:
-            (Path(d) / str(self.proc.pid)).write_text(f"etcd {self.endpoint}\n")
-        try:
-            wait_port("127.0.0.1", self.port, 30, self.proc)
-        except Exception:
-            self.stop()
-            raise
         return self
 
     def kill9(self) -> None:
@@ -77,18 +68,4 @@ class EtcdServer:
         self._end(signal.SIGTERM)
 
     def _end(self, sig) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        d = os.environ.get("STRATA_CI_PIDS")
-        if d:
-            try:
-                (Path(d) / str(self.proc.pid)).unlink()
-            except FileNotFoundError:
-                pass
+        helper_process.end(self.proc, sig)

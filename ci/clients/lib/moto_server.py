@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sysconfig
 from pathlib import Path
 
-from strata_broker import free_port, wait_port
+import helper_process
+from strata_broker import free_port
 
 # moto does not check signatures; any keys will do, but some must be given.
 ACCESS_KEY_ID = "strata-ci"
@@ -47,20 +47,9 @@ class MotoServer:
         binary = moto_server_bin()
         if binary is None:
             raise RuntimeError("moto_server is not installed: pip install 'moto[server]' (ci/clients/run.sh does)")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [binary, "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        self.proc = helper_process.spawn(
+            [binary, "-H", "127.0.0.1", "-p", str(self.port)], self.log_path, f"moto_server {self.endpoint}", self.port, 60,
         )
-        log.close()
-        d = os.environ.get("STRATA_CI_PIDS")
-        if d:
-            (Path(d) / str(self.proc.pid)).write_text(f"moto_server {self.endpoint}\n")
-        try:
-            wait_port("127.0.0.1", self.port, 60, self.proc)
-        except Exception:
-            self.stop()
-            raise
         return self
 
     def client(self):
@@ -73,21 +62,7 @@ class MotoServer:
         )
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        d = os.environ.get("STRATA_CI_PIDS")
-        if d:
-            try:
-                (Path(d) / str(self.proc.pid)).unlink()
-            except FileNotFoundError:
-                pass
+        helper_process.end(self.proc)
 
 
 def required() -> bool:
