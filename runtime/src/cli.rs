@@ -83,8 +83,10 @@ pub struct ServeArgs {
     /// log in <data-dir>/log for a single broker; or
     /// `etcd://HOST:PORT[,HOST:PORT...]`, the client addresses of an etcd
     /// cluster shared by every broker of the Strata cluster, which keeps its
-    /// records under the key prefix /<cluster-id>/log/ (--cluster-id). etcd
-    /// must be running and reachable when the broker starts.
+    /// records under the key prefix /<cluster-id>/log/ (--cluster-id), its
+    /// live brokers under /<cluster-id>/brokers/ and its snapshot's revision
+    /// at /<cluster-id>/snapshot. etcd must be running and reachable when the
+    /// broker starts.
     #[arg(long, env = "STRATA_SEQUENCER", default_value = "embedded", value_parser = parse_sequencer)]
     pub sequencer: SequencerChoice,
 
@@ -167,7 +169,8 @@ pub struct ServeArgs {
     /// Write a snapshot of the applied state to the object store every this
     /// many commits, publish it in the sequencer and drop the commits before
     /// it, so that the sequencer stays small and brokers start from the
-    /// snapshot (0: never). The embedded sequencer keeps no snapshots.
+    /// snapshot (0: never). With etcd, counted in etcd revisions (which also
+    /// count other changes). The embedded sequencer keeps no snapshots.
     #[arg(long, env = "STRATA_SNAPSHOT_EVERY_COMMITS", default_value_t = 10_000)]
     pub snapshot_every_commits: u64,
 
