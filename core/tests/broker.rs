@@ -9,10 +9,11 @@ use common::{batch, records_of, Harness};
 use strata_core::broker::{Broker, BrokerConfig};
 use strata_core::error_code as ec;
 use strata_core::io::Input;
-use strata_core::log::commit::Commit;
+use strata_core::log::commit::{Commit, CommitBody};
 use strata_proto::messages::fetch_request::{FetchPartition, FetchTopic};
 use strata_proto::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use strata_proto::messages::metadata_request::MetadataRequestTopic;
+use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strata_proto::messages::*;
 use strata_proto::records::{BatchBuilder, Compression};
 use strata_proto::{ApiKey, ResponseBody};
@@ -289,4 +290,40 @@ fn a_proposal_whose_revision_was_applied_without_it_fails_instead_of_hanging() {
     b.handle(0, Input::Skipped { revision: next }, &mut out);
     let Some(Output::Respond { body: ResponseBody::InitProducerId(r), .. }) = out.pop() else { panic!("an answer") };
     assert_eq!(r.error_code, ec::KAFKA_STORAGE_ERROR);
+}
+
+#[test]
+fn an_object_is_cut_before_its_commit_outgrows_what_a_sequencer_takes() {
+    // Flushes by size or time never come: only the commit's size can cut.
+    let cfg = strata_core::broker::BrokerConfig { flush_bytes: 1 << 30, flush_ms: 1 << 40, ..strata_core::broker::BrokerConfig::for_tests() };
+    let mut h = Harness::with_config(cfg);
+    h.create_topic("many", 1000);
+    let one = common::batch(&["x"], None);
+    let records: bytes::Bytes = std::iter::repeat(one.as_ref()).take(30).flatten().copied().collect::<Vec<u8>>().into();
+    let req = ProduceRequest {
+        acks: -1,
+        timeout_ms: 1000,
+        topic_data: vec![TopicProduceData {
+            name: "many".into(),
+            partition_data: (0..1000).map(|p| PartitionProduceData { index: p, records: Some(records.clone()) }).collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let before = h.log.len();
+    let request = h.send(9, req.into());
+    h.feed(strata_core::io::Input::Flush);
+    let ResponseBody::Produce(r) = h.take(request).expect("answered") else { panic!() };
+    for p in &r.responses[0].partition_responses {
+        assert_eq!((p.error_code, p.base_offset), (0, 0), "partition {}", p.index);
+    }
+    // 30,000 batches: one commit would be ~1.3 MiB, over etcd's default 1.5 MiB with its keys; two fit.
+    let objects: Vec<usize> = h.log[before..]
+        .iter()
+        .filter(|c| matches!(Commit::decode((*c).clone()).unwrap().body, CommitBody::Object { .. }))
+        .map(|c| c.len())
+        .collect();
+    assert!(objects.len() >= 2, "{objects:?}");
+    assert!(objects.iter().all(|&n| n <= 1 << 20), "every commit within 1 MiB: {objects:?}");
+    assert_eq!(h.broker.log().partition("many", 999).unwrap().log_end, 30);
 }

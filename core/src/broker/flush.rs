@@ -25,6 +25,14 @@ pub(crate) struct Waiter {
     pub partition: usize,
 }
 
+/// Largest commit an object may need: etcd refuses requests above 1.5 MiB by
+/// default, and the commit of an object lists every batch in it.
+pub(crate) const MAX_COMMIT_BYTES: usize = 1 << 20;
+/// A batch's share of its object's commit (its encoded `BatchEntry`, rounded up).
+const COMMIT_BYTES_PER_BATCH: usize = 48;
+/// A partition's share of its object's commit (topic id, index, count).
+const COMMIT_BYTES_PER_PARTITION: usize = 32;
+
 /// A batch waiting in the open object.
 #[derive(Debug)]
 struct OpenBatch {
@@ -60,6 +68,8 @@ struct Flush {
 pub(crate) struct Flusher {
     open: BTreeMap<(Uuid, i32), Vec<OpenBatch>>,
     open_bytes: usize,
+    /// Bytes the open object's commit will take (about).
+    open_commit_bytes: usize,
     open_since: Option<u64>,
     flushes: BTreeMap<u64, Flush>,
     next_flush: u64,
@@ -84,7 +94,17 @@ impl Flusher {
 impl Broker {
     /// Adds a validated batch to the open object.
     pub(crate) fn buffer_batch(&mut self, topic_id: Uuid, partition: i32, data: Bytes, entry: BatchEntry, waiter: Option<Waiter>, out: &mut Vec<Output>) {
+        // The commit naming the object lists every batch: cut the object before
+        // that commit outgrows what a sequencer takes in one request.
+        let cost_in = |f: &Flusher| {
+            COMMIT_BYTES_PER_BATCH + if f.open.contains_key(&(topic_id, partition)) { 0 } else { COMMIT_BYTES_PER_PARTITION }
+        };
+        if !self.flush.open.is_empty() && self.flush.open_commit_bytes + cost_in(&self.flush) > MAX_COMMIT_BYTES {
+            self.flush_now(out);
+        }
+        let cost = cost_in(&self.flush);
         let f = &mut self.flush;
+        f.open_commit_bytes += cost;
         f.open_bytes += data.len();
         f.open.entry((topic_id, partition)).or_default().push(OpenBatch { data, entry, waiter });
         if f.open_since.is_none() {
@@ -118,6 +138,7 @@ impl Broker {
         let open = std::mem::take(&mut self.flush.open);
         let size_hint = self.flush.open_bytes;
         self.flush.open_bytes = 0;
+        self.flush.open_commit_bytes = 0;
         self.flush.open_since = None;
 
         let mut bytes = BytesMut::with_capacity(size_hint + 64 * (open.len() + 1));
