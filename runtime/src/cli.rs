@@ -114,11 +114,12 @@ pub struct ServeArgs {
 
     /// Write the open object once it holds this many bytes. Each object costs
     /// one object-store PUT and one sequencer commit whatever its size, so
-    /// bigger objects amortise both under load; 4 MiB keeps every object a
-    /// single PUT (below S3's 5 MiB multipart threshold) and at 100 MB/s
-    /// means ~25 PUTs/s.
-    #[arg(long, env = "STRATA_FLUSH_BYTES", default_value_t = 4 * MIB)]
-    pub flush_bytes: u64,
+    /// bigger objects amortise both under load, and smaller ones let a busy
+    /// broker write several at once. Default: 16 MiB on s3:// (where PUTs are
+    /// billed and slow: a saturated broker writes objects of 8 MiB and more,
+    /// under 128 PUTs per GiB), 4 MiB on a local directory or memory://.
+    #[arg(long, env = "STRATA_FLUSH_BYTES")]
+    pub flush_bytes: Option<u64>,
 
     /// Write the open object at most this many milliseconds after its first
     /// batch arrived, full or not. Without --flush-when-idle this is the
@@ -289,6 +290,12 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// --flush-bytes, or its default for the object store in use.
+    pub fn flush_bytes(&self) -> u64 {
+        let on_s3 = self.objects.as_deref().is_some_and(|url| url.starts_with("s3://"));
+        self.flush_bytes.unwrap_or(if on_s3 { 16 * MIB } else { 4 * MIB })
+    }
+
     /// The object-store settings these flags give.
     pub fn store_options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
@@ -365,5 +372,11 @@ mod tests {
         assert_eq!(o.s3.secret_access_key.as_ref().map(|s| s.expose()), Some("hunter2"));
         assert!(!format!("{a:?}").contains("hunter2"), "the secret stays out of Debug");
         assert!(!ServeArgs::defaults().s3_allow_http);
+        // Bigger objects on S3 (PUTs per GiB), unless the flag says otherwise.
+        assert_eq!(a.flush_bytes(), 16 * MIB);
+        assert_eq!(ServeArgs::defaults().flush_bytes(), 4 * MIB);
+        let cli = Cli::parse_from(["strata", "serve", "--objects", "s3://b", "--flush-bytes", "1000"]);
+        let Command::Serve(a) = cli.command else { panic!("parsed `serve`") };
+        assert_eq!(a.flush_bytes(), 1000);
     }
 }

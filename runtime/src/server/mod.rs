@@ -80,7 +80,7 @@ impl ServerConfig {
             advertised_host: String::new(),
             advertised_port: 0,
             rack: args.rack.clone(),
-            flush_bytes: usize::try_from(args.flush_bytes).unwrap_or(usize::MAX),
+            flush_bytes: usize::try_from(args.flush_bytes()).unwrap_or(usize::MAX),
             flush_ms: args.flush_ms,
             flush_when_idle: args.flush_when_idle,
             auto_create_topics: args.auto_create_topics,
