@@ -139,6 +139,14 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_FLUSH_WHEN_IDLE", default_value_t = true, action = clap::ArgAction::Set)]
     pub flush_when_idle: bool,
 
+    /// With --flush-when-idle: how many object writes may be in flight before
+    /// what arrives waits for one to finish. 1 gathers the most per object;
+    /// 2 starts a batch's write without waiting out the one ahead of it
+    /// (lower tail latency, more objects under moderate load). Commits are
+    /// appended in flush order either way.
+    #[arg(long, env = "STRATA_FLUSH_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub flush_concurrency: u64,
+
     /// Create a topic when a client asks Metadata for one that does not exist
     /// (Kafka's auto.create.topics.enable).
     #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]

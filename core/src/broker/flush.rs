@@ -80,9 +80,9 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    /// True while an object of ours is being written.
-    fn writing(&self) -> bool {
-        self.flushes.values().any(|f| !f.written)
+    /// Objects of ours being written.
+    fn writes_in_flight(&self) -> usize {
+        self.flushes.values().filter(|f| !f.written).count()
     }
 
     /// An own object still in memory, by key.
@@ -113,10 +113,11 @@ impl Broker {
         }
     }
 
-    /// Flushes if the open object is big enough, or (`flush_when_idle`) if no
-    /// object is being written.
+    /// Flushes if the open object is big enough, or (`flush_when_idle`) if
+    /// fewer than `flush_concurrency` objects are being written.
     pub(crate) fn maybe_flush(&mut self, out: &mut Vec<Output>) {
-        if self.flush.open_bytes >= self.cfg.flush_bytes || (self.cfg.flush_when_idle && !self.flush.writing()) {
+        let idle = self.flush.writes_in_flight() < self.cfg.flush_concurrency.max(1);
+        if self.flush.open_bytes >= self.cfg.flush_bytes || (self.cfg.flush_when_idle && idle) {
             self.flush_now(out);
         }
     }

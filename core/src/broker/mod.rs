@@ -55,6 +55,12 @@ pub struct BrokerConfig {
     /// broker writes what arrives straight away, and a busy one gathers what
     /// arrives while the previous object is written (group commit).
     pub flush_when_idle: bool,
+    /// With `flush_when_idle`: object writes that may be in flight before the
+    /// open object waits for one to finish (1: strict group commit). More
+    /// than one starts a batch's write without waiting out the write ahead of
+    /// it (lower tail latency, smaller objects under moderate load); commits
+    /// still go out in flush order.
+    pub flush_concurrency: usize,
     /// Create unknown topics on Metadata requests that allow it.
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics and of CreateTopics with -1.
@@ -94,6 +100,7 @@ impl BrokerConfig {
             flush_bytes: 1 << 20,
             flush_ms: 5,
             flush_when_idle: false,
+            flush_concurrency: 1,
             auto_create_topics: true,
             default_partitions: 1,
             message_max_bytes: 1_048_588,
