@@ -8,7 +8,11 @@
 //! `ControllerConfigurationValidator` (controller side) do, then proposes one
 //! commit per changed resource (`SetTopicConfigs`, `SetBrokerConfigs`,
 //! `SetNodeConfigs`: the whole new override map) and answers once the last
-//! one is applied, with the apply's verdict per resource.
+//! one is applied, with the apply's verdict per resource. An incremental
+//! alter's map is computed from the applied state, so its commit is applied
+//! only if no other config change came first; if one did, it is computed
+//! again from the newer state and proposed again (as Kafka's controller
+//! applies incremental operations one after the other).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -25,7 +29,7 @@ use crate::config::{
 };
 use crate::error_code as ec;
 use crate::io::Output;
-use crate::log::commit::CommitBody;
+use crate::log::commit::{CommitBody, ConfigUpdate};
 use crate::topic_name;
 
 /// Kafka's `ConfigResource.Type` ids.
@@ -73,11 +77,20 @@ pub(crate) struct PendingAlter {
     info: ReqInfo,
     incremental: bool,
     results: Vec<AlterResult>,
-    /// Commits still to propose, with the result each answers.
-    queue: VecDeque<(usize, CommitBody)>,
+    /// Resources still to commit, by index (each commit is computed from the
+    /// applied state just before it is proposed).
+    queue: VecDeque<usize>,
     /// The result the commit in flight answers.
     current: usize,
+    /// The request's resources, to compute a commit again after a conflict.
+    resources: Vec<(i8, String, RawOps)>,
+    /// Commits of this request refused because another change came first.
+    conflicts: u32,
 }
+
+/// Conflicting config changes an alter request rides out before it answers
+/// REQUEST_TIMED_OUT (retriable) for the resource.
+const MAX_ALTER_CONFLICTS: u32 = 16;
 
 /// A request's configs as (name, op, value), before parsing the op.
 type RawOps = Vec<(String, i8, Option<String>)>;
@@ -224,12 +237,12 @@ impl Broker {
             };
             match verdict {
                 Err(e) => result.fail(e),
-                Ok(Some(commit)) if !validate_only => queue.push_back((i, commit)),
+                Ok(Some(_)) if !validate_only => queue.push_back(i),
                 Ok(_) => {}
             }
             results.push(result);
         }
-        let pending = PendingAlter { info, incremental, results, queue, current: usize::MAX };
+        let pending = PendingAlter { info, incremental, results, queue, current: usize::MAX, resources, conflicts: 0 };
         self.continue_alter(pending, out);
     }
 
@@ -268,7 +281,7 @@ impl Broker {
                     config::alter_topic(&legacy(), &view)?
                 };
                 let topic = topic.ok_or_else(|| ConfigError::unknown_topic(name))?;
-                Ok(Some(CommitBody::SetTopicConfigs(topic.id, new)))
+                Ok(Some(CommitBody::SetTopicConfigs(topic.id, self.config_update(incremental, new))))
             }
             RESOURCE_BROKER => {
                 let node = if name.is_empty() { None } else { Some(self.alter_node_id(name, "Unexpected broker id, expected {n}, but received {r}")?) };
@@ -277,9 +290,10 @@ impl Broker {
                     Some(n) => self.log.node_configs.get(&n).unwrap_or(&NO_OVERRIDES),
                 };
                 let new = if incremental { config::incremental_alter_broker(current, &parse_ops()?)? } else { config::alter_broker(&legacy())? };
+                let update = self.config_update(incremental, new);
                 Ok(Some(match node {
-                    None => CommitBody::SetBrokerConfigs(new),
-                    Some(n) => CommitBody::SetNodeConfigs(n, new),
+                    None => CommitBody::SetBrokerConfigs(update),
+                    Some(n) => CommitBody::SetNodeConfigs(n, update),
                 }))
             }
             // Legacy AlterConfigs never supported broker loggers.
@@ -305,6 +319,12 @@ impl Broker {
         }
     }
 
+    /// The commit's update: an incremental alter's map came from the applied
+    /// state, so it holds only if no config change is applied before it.
+    fn config_update(&self, incremental: bool, configs: BTreeMap<String, String>) -> ConfigUpdate {
+        ConfigUpdate { configs, based_on: incremental.then_some(self.log.config_changes) }
+    }
+
     /// Checks a non-empty broker (or broker-logger) resource name of an alter
     /// request against this node, with Kafka's messages.
     fn alter_node_id(&self, name: &str, mismatch: &str) -> Result<i32, ConfigError> {
@@ -320,17 +340,32 @@ impl Broker {
 
     /// Proposes the next commit of an alter request, or answers it.
     fn continue_alter(&mut self, mut pending: PendingAlter, out: &mut Vec<Output>) {
-        match pending.queue.pop_front() {
-            Some((i, commit)) => {
-                pending.current = i;
-                self.propose(commit, Proposal::AlterConfigs(pending), out);
+        while let Some(i) = pending.queue.pop_front() {
+            let Some((t, name, ops)) = pending.resources.get(i) else { continue };
+            match self.check_alter(pending.incremental, *t, name, ops) {
+                Ok(Some(commit)) => {
+                    pending.current = i;
+                    self.propose(commit, Proposal::AlterConfigs(pending), out);
+                    return;
+                }
+                Ok(None) => {}
+                // The state changed since the request was checked.
+                Err(e) => pending.results[i].fail(e),
             }
-            None => answer_alter(pending, out),
         }
+        answer_alter(pending, out);
     }
 
     /// The apply's verdict on the commit in flight.
     pub(crate) fn on_alter_configs_applied(&mut self, mut pending: PendingAlter, verdict: Result<(), i16>, out: &mut Vec<Output>) {
+        if verdict == Err(ec::INVALID_UPDATE_VERSION) && pending.conflicts < MAX_ALTER_CONFLICTS {
+            // Computed from a state another config change has overtaken: again.
+            pending.conflicts += 1;
+            pending.queue.push_front(pending.current);
+            self.continue_alter(pending, out);
+            return;
+        }
+        let verdict = if verdict == Err(ec::INVALID_UPDATE_VERSION) { Err(ec::REQUEST_TIMED_OUT) } else { verdict };
         if let (Err(code), Some(r)) = (verdict, pending.results.get_mut(pending.current)) {
             // The topic went away between the check and the apply.
             let message = (code == ec::UNKNOWN_TOPIC_OR_PARTITION).then(|| ConfigError::unknown_topic(&r.resource_name).message);
@@ -343,7 +378,7 @@ impl Broker {
 
 /// Fails the commit in flight and every one not yet proposed.
 pub(crate) fn fail_alter(mut pending: PendingAlter, error: i16, out: &mut Vec<Output>) {
-    let mut failed: Vec<usize> = pending.queue.drain(..).map(|(i, _)| i).collect();
+    let mut failed: Vec<usize> = pending.queue.drain(..).collect();
     failed.push(pending.current);
     for i in failed {
         if let Some(r) = pending.results.get_mut(i) {

@@ -148,25 +148,34 @@ pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<App
                 })
                 .collect(),
         ),
-        CommitBody::SetTopicConfigs(id, configs) => Applied::SetConfigs(
+        CommitBody::SetTopicConfigs(_, u) | CommitBody::SetBrokerConfigs(u) | CommitBody::SetNodeConfigs(_, u)
+            if u.based_on.is_some_and(|n| n != state.config_changes) =>
+        {
+            // Another config change came first: the proposer recomputes.
+            Applied::SetConfigs(Err(ec::INVALID_UPDATE_VERSION))
+        }
+        CommitBody::SetTopicConfigs(id, u) => Applied::SetConfigs(
             match state.topic_names.get(id).cloned().and_then(|n| state.topics.get_mut(&n)) {
                 Some(t) => {
-                    t.configs = configs.clone();
+                    t.configs = u.configs.clone();
+                    state.config_changes += 1;
                     Ok(())
                 }
                 None => Err(ec::UNKNOWN_TOPIC_OR_PARTITION),
             },
         ),
-        CommitBody::SetBrokerConfigs(configs) => {
-            state.broker_configs = configs.clone();
+        CommitBody::SetBrokerConfigs(u) => {
+            state.broker_configs = u.configs.clone();
+            state.config_changes += 1;
             Applied::SetConfigs(Ok(()))
         }
-        CommitBody::SetNodeConfigs(node, configs) => {
-            if configs.is_empty() {
+        CommitBody::SetNodeConfigs(node, u) => {
+            if u.configs.is_empty() {
                 state.node_configs.remove(node);
             } else {
-                state.node_configs.insert(*node, configs.clone());
+                state.node_configs.insert(*node, u.configs.clone());
             }
+            state.config_changes += 1;
             Applied::SetConfigs(Ok(()))
         }
         CommitBody::AllocateProducerId => {

@@ -79,6 +79,18 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A resource's new config overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigUpdate {
+    /// The whole new override map.
+    pub configs: BTreeMap<String, String>,
+    /// Applied only while [`crate::log::LogState::config_changes`] still has
+    /// this value: an incremental alter computed `configs` from that state,
+    /// and a config change applied since (through any broker) would be lost.
+    /// None: unconditional (a legacy AlterConfigs replaces the whole map).
+    pub based_on: Option<u64>,
+}
+
 /// What a commit does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitBody {
@@ -98,13 +110,13 @@ pub enum CommitBody {
     /// Grow topics to these partition counts.
     CreatePartitions(Vec<(Uuid, u32)>),
     /// Replace a topic's config overrides.
-    SetTopicConfigs(Uuid, BTreeMap<String, String>),
+    SetTopicConfigs(Uuid, ConfigUpdate),
     /// Replace the cluster-wide default broker config overrides (the broker
     /// resource with an empty name).
-    SetBrokerConfigs(BTreeMap<String, String>),
+    SetBrokerConfigs(ConfigUpdate),
     /// Replace one broker's own dynamic config overrides (the broker resource
     /// named by its node id).
-    SetNodeConfigs(i32, BTreeMap<String, String>),
+    SetNodeConfigs(i32, ConfigUpdate),
     /// Allocate one producer id (non-transactional).
     AllocateProducerId,
     /// Move partitions' log start offsets forward (DeleteRecords).
@@ -145,6 +157,18 @@ pub(super) fn put_map(w: &mut BytesMut, m: &BTreeMap<String, String>) {
         put_str(w, k);
         put_str(w, v);
     }
+}
+
+fn put_config_update(w: &mut BytesMut, u: &ConfigUpdate) {
+    if let Some(n) = u.based_on {
+        w.put_u64(n);
+    }
+    put_map(w, &u.configs);
+}
+
+fn get_config_update(r: &mut Bytes, based: bool) -> Result<ConfigUpdate, DecodeError> {
+    let based_on = if based { Some(wire::i64(r)? as u64) } else { None };
+    Ok(ConfigUpdate { based_on, configs: get_map(r)? })
 }
 
 pub(super) fn get_count(r: &mut Bytes, min_item: usize) -> Result<usize, DecodeError> {
@@ -221,19 +245,20 @@ impl Commit {
                     w.put_u32(*n);
                 }
             }
-            CommitBody::SetTopicConfigs(id, m) => {
-                w.put_u8(5);
+            // Tags 5, 6 and 9 are unconditional; 12, 13 and 14 carry `based_on`.
+            CommitBody::SetTopicConfigs(id, u) => {
+                w.put_u8(if u.based_on.is_some() { 12 } else { 5 });
                 wire::put_uuid(&mut w, id);
-                put_map(&mut w, m);
+                put_config_update(&mut w, u);
             }
-            CommitBody::SetBrokerConfigs(m) => {
-                w.put_u8(6);
-                put_map(&mut w, m);
+            CommitBody::SetBrokerConfigs(u) => {
+                w.put_u8(if u.based_on.is_some() { 13 } else { 6 });
+                put_config_update(&mut w, u);
             }
-            CommitBody::SetNodeConfigs(node, m) => {
-                w.put_u8(9);
+            CommitBody::SetNodeConfigs(node, u) => {
+                w.put_u8(if u.based_on.is_some() { 14 } else { 9 });
                 w.put_i32(*node);
-                put_map(&mut w, m);
+                put_config_update(&mut w, u);
             }
             CommitBody::AllocateProducerId => w.put_u8(7),
             CommitBody::DeleteRecords(list) => {
@@ -319,10 +344,13 @@ impl Commit {
                 }
                 CommitBody::CreatePartitions(list)
             }
-            5 => CommitBody::SetTopicConfigs(wire::uuid(r)?, get_map(r)?),
-            6 => CommitBody::SetBrokerConfigs(get_map(r)?),
+            5 => CommitBody::SetTopicConfigs(wire::uuid(r)?, get_config_update(r, false)?),
+            6 => CommitBody::SetBrokerConfigs(get_config_update(r, false)?),
             7 => CommitBody::AllocateProducerId,
-            9 => CommitBody::SetNodeConfigs(wire::i32(r)?, get_map(r)?),
+            9 => CommitBody::SetNodeConfigs(wire::i32(r)?, get_config_update(r, false)?),
+            12 => CommitBody::SetTopicConfigs(wire::uuid(r)?, get_config_update(r, true)?),
+            13 => CommitBody::SetBrokerConfigs(get_config_update(r, true)?),
+            14 => CommitBody::SetNodeConfigs(wire::i32(r)?, get_config_update(r, true)?),
             8 => {
                 let n = get_count(r, 28)?;
                 let mut list = Vec::with_capacity(n);
@@ -376,9 +404,12 @@ mod tests {
             Commit { origin, body: CommitBody::CreateTopics(vec![NewTopic { name: "t".into(), partitions: 4, configs: configs.clone() }]) },
             Commit { origin, body: CommitBody::DeleteTopics(vec![id]) },
             Commit { origin, body: CommitBody::CreatePartitions(vec![(id, 8)]) },
-            Commit { origin, body: CommitBody::SetTopicConfigs(id, configs.clone()) },
-            Commit { origin, body: CommitBody::SetNodeConfigs(3, configs.clone()) },
-            Commit { origin, body: CommitBody::SetBrokerConfigs(configs) },
+            Commit { origin, body: CommitBody::SetTopicConfigs(id, ConfigUpdate { configs: configs.clone(), based_on: None }) },
+            Commit { origin, body: CommitBody::SetTopicConfigs(id, ConfigUpdate { configs: configs.clone(), based_on: Some(9) }) },
+            Commit { origin, body: CommitBody::SetNodeConfigs(3, ConfigUpdate { configs: configs.clone(), based_on: None }) },
+            Commit { origin, body: CommitBody::SetNodeConfigs(3, ConfigUpdate { configs: configs.clone(), based_on: Some(0) }) },
+            Commit { origin, body: CommitBody::SetBrokerConfigs(ConfigUpdate { configs: configs.clone(), based_on: None }) },
+            Commit { origin, body: CommitBody::SetBrokerConfigs(ConfigUpdate { configs, based_on: Some(u64::MAX) }) },
             Commit { origin, body: CommitBody::AllocateProducerId },
             Commit { origin, body: CommitBody::DeleteRecords(vec![(id, 1, 50)]) },
             Commit {

@@ -35,7 +35,7 @@ use super::state::{BatchRef, Extent, LogState, Partition, ProducerPartition, Rec
 /// Magic at the start of every snapshot.
 pub const MAGIC: &[u8; 4] = b"STRS";
 /// The snapshot format version.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Header bytes: magic, version, revision, body length, CRC.
 const HEADER: usize = 4 + 2 + 8 + 8 + 4;
 
@@ -89,11 +89,13 @@ pub fn encode(state: &LogState) -> Bytes {
         object_fence,
         broker_configs,
         node_configs,
+        config_changes,
         groups,
     } = state;
     let mut w = BytesMut::with_capacity(4096);
     w.put_i64(*next_producer_id);
     w.put_u64(*object_fence);
+    w.put_u64(*config_changes);
     put_map(&mut w, broker_configs);
     wire::put_uvarint(&mut w, node_configs.len() as u32);
     for (node, m) in node_configs {
@@ -248,6 +250,7 @@ pub fn decode(bytes: Bytes) -> Result<LogState, SnapshotError> {
         revision,
         next_producer_id: wire::i64(r)?,
         object_fence: wire::i64(r)? as u64,
+        config_changes: wire::i64(r)? as u64,
         broker_configs: get_map(r)?,
         ..LogState::default()
     };

@@ -172,6 +172,10 @@ pub struct LogState {
     pub broker_configs: BTreeMap<String, String>,
     /// Per-broker dynamic config overrides (broker resource "<node id>").
     pub node_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Config commits applied so far (topic, broker and node overrides): an
+    /// incremental alter is applied only if none came between its proposal
+    /// and its apply ([`crate::log::commit::ConfigUpdate::based_on`]).
+    pub config_changes: u64,
     /// Objects created before this revision are fenced: a commit naming one
     /// is refused, because the object GC may have deleted it.
     pub object_fence: u64,
@@ -231,6 +235,7 @@ impl LogState {
         h.u64(self.revision);
         h.u64(self.next_producer_id as u64);
         h.u64(self.object_fence);
+        h.u64(self.config_changes);
         h.map(&self.broker_configs);
         h.u64(self.node_configs.len() as u64);
         for (node, m) in &self.node_configs {

@@ -5,7 +5,7 @@ use strata_proto::Uuid;
 
 use super::*;
 use crate::log::apply::{apply, Applied};
-use crate::log::commit::{BatchEntry, Commit, CommitBody, NewTopic, Origin, PartitionEntry};
+use crate::log::commit::{BatchEntry, Commit, CommitBody, ConfigUpdate, NewTopic, Origin, PartitionEntry};
 use crate::log::group::{GroupCommit, GroupGeneration, GroupOp, MemberRecord, OffsetRecord};
 
 fn origin(broker: i32) -> Origin {
@@ -57,9 +57,10 @@ fn applied_state() -> LogState {
         entries.push(PartitionEntry { topic_id: ids[1], partition: 0, batches: vec![batch(230, 10, 1, 9, o as i32)] });
         run(&mut s, CommitBody::Object { key: format!("objects/0{o}/obj{o}"), size: 1000, partitions: entries });
     }
-    run(&mut s, CommitBody::SetBrokerConfigs([("log.retention.ms".to_string(), "1".to_string())].into()));
-    run(&mut s, CommitBody::SetNodeConfigs(2, configs.clone()));
-    run(&mut s, CommitBody::SetTopicConfigs(ids[2], configs));
+    let update = |configs: BTreeMap<String, String>, based_on| ConfigUpdate { configs, based_on };
+    run(&mut s, CommitBody::SetBrokerConfigs(update([("log.retention.ms".to_string(), "1".to_string())].into(), None)));
+    run(&mut s, CommitBody::SetNodeConfigs(2, update(configs.clone(), Some(1))));
+    run(&mut s, CommitBody::SetTopicConfigs(ids[2], update(configs, None)));
     run(&mut s, CommitBody::AllocateProducerId);
     run(&mut s, CommitBody::DeleteRecords(vec![(ids[0], 2, 9)]));
     run(&mut s, CommitBody::FenceObjects { below: 3 });
