@@ -131,3 +131,33 @@ fn object_gc_deletes_unreferenced_objects_after_the_grace_period_and_nothing_ref
     let f = h.fetch("g", 0, 2, 1 << 20);
     assert_eq!(common::records_of(&f), vec![(2, "v2".to_string())], "what is left is still readable");
 }
+
+#[test]
+fn producer_ids_expire_after_producer_id_expiration_ms_without_a_batch() {
+    let mut cfg = strata_core::broker::BrokerConfig::for_tests();
+    cfg.static_props.insert("producer.id.expiration.ms".into(), "100000".into());
+    let mut h = Harness::with_config(cfg);
+    h.create_topic("p", 1);
+    let idem = |pid: i64, ts: i64, seq: i32, v: &str| {
+        let mut b = BatchBuilder::new(Compression::None).producer(pid, 0, seq);
+        b.push(ts, None, Some(v.as_bytes()), &[]).unwrap();
+        b.build().unwrap()
+    };
+    // Producer 1 last wrote at 1 s, producer 2 at 250 s; the sweep runs at 300 s.
+    for (pid, ts) in [(1, 1_000), (2, 250_000)] {
+        let r = h.produce("p", 0, idem(pid, ts, 0, "a"), -1);
+        assert_eq!(r.responses[0].partition_responses[0].error_code, ec::NONE);
+    }
+    let producers = |h: &Harness| h.broker.log().partition("p", 0).unwrap().producers.keys().copied().collect::<Vec<_>>();
+    assert_eq!(producers(&h), vec![1, 2]);
+    h.advance(CHECK_INTERVAL);
+    assert_eq!(producers(&h), vec![2], "producer 1 is past the expiration, producer 2 is not");
+    // Producer 2 is still deduplicated: its retry gets the original offset.
+    let r = h.produce("p", 0, idem(2, 250_000, 0, "a"), -1);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 1);
+    // A new producer id starts at sequence 0 as ever.
+    let r = h.produce("p", 0, idem(3, 550_000, 0, "b"), -1);
+    assert_eq!((r.responses[0].partition_responses[0].error_code, r.responses[0].partition_responses[0].base_offset), (ec::NONE, 2));
+    h.advance(CHECK_INTERVAL);
+    assert_eq!(producers(&h), vec![3], "producer 2's last batch is now older than 100 s");
+}

@@ -15,6 +15,7 @@ mod metadata;
 mod object_gc;
 mod offsets;
 mod produce;
+mod producer_expiry;
 mod producer_id;
 mod producers;
 mod retention;
@@ -384,7 +385,7 @@ impl Broker {
             (Proposal::AlterConfigs(p), Applied::SetConfigs(v)) => self.on_alter_configs_applied(p, v, out),
             (Proposal::DeleteRecords(p), Applied::DeleteRecords(v)) => self.on_delete_records_applied(p, v, out),
             (Proposal::Group(p), Applied::Groups(v)) => self.on_group_commit_applied(p, v, out),
-            (Proposal::Retention, Applied::DeleteRecords(_)) => {}
+            (Proposal::Retention, Applied::DeleteRecords(_) | Applied::ExpireProducers(_)) => {}
             (Proposal::ObjectGc(candidates), Applied::FenceObjects(_)) => self.delete_fenced(candidates, out),
             (purpose, applied) => {
                 debug_assert!(false, "commit applied with an unexpected outcome: {purpose:?} {applied:?}");

@@ -5,7 +5,8 @@
 //! (oldest first, while what remains is still at least `retention.bytes`).
 //! The move is a DeleteRecords commit, decided again by the apply, so every
 //! broker agrees; in a cluster each partition is swept by one broker (the
-//! rendezvous hash of the partition).
+//! rendezvous hash of the partition). The same sweep expires producer ids
+//! (see `producer_expiry`).
 
 use super::{Broker, Proposal};
 use crate::config::TopicConfig;
@@ -50,6 +51,9 @@ impl Broker {
         }
         if !moves.is_empty() {
             self.propose(CommitBody::DeleteRecords(moves), Proposal::Retention, out);
+        }
+        if let Some(expire) = self.producer_expiries() {
+            self.propose(expire, Proposal::Retention, out);
         }
         self.arm_retention(out);
     }

@@ -162,6 +162,8 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "How often the group coordinator looks for expired offsets."),
     broker!("offsets.retention.minutes", Int, Some("10080"), Validator::AtLeast(1), STATIC,
         "How long committed offsets of an empty group are kept."),
+    broker!("producer.id.expiration.ms", Int, Some("86400000"), Validator::AtLeast(1), DYNAMIC,
+        "How long a producer id's idempotence state is kept after its last batch (by the batch's timestamp)."),
     broker!("socket.request.max.bytes", Int, Some("104857600"), Validator::AtLeast(1), STATIC,
         "Largest request frame accepted."),
     broker!("strata.flush.bytes", Long, Some("4194304"), Validator::AtLeast(1), DYNAMIC,
@@ -402,6 +404,11 @@ impl<'a> BrokerConfigView<'a> {
     /// `log.retention.check.interval.ms`.
     pub fn log_retention_check_interval_ms(&self) -> i64 {
         self.long("log.retention.check.interval.ms", 300_000)
+    }
+
+    /// `producer.id.expiration.ms`.
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        i64::from(self.int("producer.id.expiration.ms", 86_400_000))
     }
 
     /// `offset.metadata.max.bytes`.

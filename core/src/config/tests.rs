@@ -77,13 +77,13 @@ fn every_synonym_is_a_broker_config_whose_default_gives_the_topic_default() {
 }
 
 #[test]
-fn dynamic_broker_configs_are_the_primary_synonyms_and_strata_flush() {
+fn dynamic_broker_configs_are_the_primary_synonyms_strata_flush_and_producer_expiry() {
     let mut primaries: Vec<&str> = TOPIC_CONFIGS
         .iter()
         .filter_map(|d| d.synonyms.first().map(|s| s.name))
         .filter(|n| *n != "log.message.format.version")
         .collect();
-    primaries.extend(["strata.flush.bytes", "strata.flush.ms"]);
+    primaries.extend(["strata.flush.bytes", "strata.flush.ms", "producer.id.expiration.ms"]);
     primaries.sort_unstable();
     let dynamic: Vec<&str> = BROKER_CONFIGS.iter().filter(|d| d.dynamic).map(|d| d.name).collect();
     assert_eq!(dynamic, primaries);

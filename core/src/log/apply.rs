@@ -44,6 +44,8 @@ pub enum Applied {
     Groups(Vec<Result<(), i16>>),
     /// The object fence now in force.
     FenceObjects(u64),
+    /// Producer states forgotten.
+    ExpireProducers(usize),
 }
 
 /// True when `next` follows `last` in Kafka's wrapping sequence space.
@@ -209,6 +211,20 @@ pub fn apply(state: &mut LogState, revision: u64, commit: &Commit) -> Option<App
         CommitBody::FenceObjects { below } => {
             state.object_fence = state.object_fence.max(*below);
             Applied::FenceObjects(state.object_fence)
+        }
+        CommitBody::ExpireProducers(list) => {
+            let mut expired = 0;
+            for (id, partition, before) in list {
+                let name = state.topic_names.get(id);
+                let t = name.and_then(|n| state.topics.get_mut(n));
+                let p = t.and_then(|t| usize::try_from(*partition).ok().and_then(|i| t.partitions.get_mut(i)));
+                if let Some(p) = p {
+                    let n = p.producers.len();
+                    p.producers.retain(|_, s| s.last_timestamp >= *before);
+                    expired += n - p.producers.len();
+                }
+            }
+            Applied::ExpireProducers(expired)
         }
     })
 }

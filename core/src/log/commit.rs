@@ -127,6 +127,9 @@ pub enum CommitBody {
     /// [`crate::object::key`]): no later commit may name one, so the ones
     /// nothing references can be deleted.
     FenceObjects { below: u64 },
+    /// Forget the idempotence state of producers whose last batch in a
+    /// partition is older than a time: (topic, partition, before_ms).
+    ExpireProducers(Vec<(Uuid, i32, i64)>),
 }
 
 /// A commit: who proposed it and what it does.
@@ -278,6 +281,15 @@ impl Commit {
                 w.put_u8(11);
                 w.put_u64(*below);
             }
+            CommitBody::ExpireProducers(list) => {
+                w.put_u8(15);
+                wire::put_uvarint(&mut w, list.len() as u32);
+                for (id, p, before) in list {
+                    wire::put_uuid(&mut w, id);
+                    w.put_i32(*p);
+                    w.put_i64(*before);
+                }
+            }
         }
         w.freeze()
     }
@@ -361,6 +373,14 @@ impl Commit {
             }
             10 => CommitBody::Groups(group::decode(r)?),
             11 => CommitBody::FenceObjects { below: wire::i64(r)? as u64 },
+            15 => {
+                let n = get_count(r, 28)?;
+                let mut list = Vec::with_capacity(n);
+                for _ in 0..n {
+                    list.push((wire::uuid(r)?, wire::i32(r)?, wire::i64(r)?));
+                }
+                CommitBody::ExpireProducers(list)
+            }
             other => {
                 return Err(strata_proto::DecodeErrorKind::UnsupportedVersion { api_key: -2, version: other as i16 }.into())
             }
@@ -417,6 +437,7 @@ mod tests {
                 body: CommitBody::Groups(vec![group::GroupCommit { group: "g".into(), epoch: 3, op: group::GroupOp::Delete }]),
             },
             Commit { origin, body: CommitBody::FenceObjects { below: u64::MAX - 1 } },
+            Commit { origin, body: CommitBody::ExpireProducers(vec![(id, 3, -5), (id, 0, i64::MAX)]) },
         ]
     }
 
