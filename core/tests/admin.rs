@@ -912,3 +912,41 @@ fn concurrent_incremental_alters_through_two_brokers_both_hold() {
     }
     assert_eq!(h.broker.log().digest(), b.log().digest(), "and both brokers agree");
 }
+
+/// The dynamic broker configs strata.flush.ms / strata.flush.bytes take effect
+/// on the produce path, the node's own override over the cluster default.
+#[test]
+fn dynamic_flush_configs_change_when_objects_are_written() {
+    use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    const TIMER_FLUSH: u64 = 1;
+    let mut h = Harness::new(); // flush.ms 5, flush.bytes 1 MiB, no idle flush
+    h.create_topic("t", 1);
+    let produce = |h: &mut Harness, v: &str| {
+        let body = ProduceRequest {
+            acks: -1,
+            timeout_ms: 1000,
+            topic_data: vec![TopicProduceData {
+                name: "t".into(),
+                partition_data: vec![PartitionProduceData { index: 0, records: Some(batch(&[v], None)) }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        h.send(9, body.into())
+    };
+    let r = incremental(&mut h, &[(BROKER, "", &[("strata.flush.ms", 0, Some("2000"))])], false);
+    assert_eq!(r[0].0, ec::NONE);
+    let at = h.now;
+    let req = produce(&mut h, "a");
+    assert_eq!(h.timers.get(&TIMER_FLUSH), Some(&(at + 2000)), "the cluster-wide override is in force");
+    h.advance(1999);
+    assert!(h.take(req).is_none(), "not written before flush.ms");
+    h.advance(1);
+    assert!(h.take(req).is_some(), "written and answered at flush.ms");
+
+    // This node's override beats the cluster default; a tiny flush.bytes writes at once.
+    let r = incremental(&mut h, &[(BROKER, "1", &[("strata.flush.bytes", 0, Some("1"))])], false);
+    assert_eq!(r[0].0, ec::NONE);
+    let req = produce(&mut h, "b");
+    assert!(h.take(req).is_some(), "a batch above flush.bytes is written without waiting");
+}

@@ -92,6 +92,19 @@ impl Flusher {
 }
 
 impl Broker {
+    /// (flush bytes, flush ms) in force: the static settings, or the dynamic
+    /// broker overrides of `strata.flush.bytes` / `strata.flush.ms`.
+    fn flush_limits(&mut self) -> (usize, u64) {
+        if let Some(limits) = self.flush_limits {
+            return limits;
+        }
+        let settings = self.static_settings();
+        let view = self.config_view(&settings);
+        let limits = (usize::try_from(view.flush_bytes().max(1)).unwrap_or(usize::MAX), view.flush_ms().max(0) as u64);
+        self.flush_limits = Some(limits);
+        limits
+    }
+
     /// Adds a validated batch to the open object.
     pub(crate) fn buffer_batch(&mut self, topic_id: Uuid, partition: i32, data: Bytes, entry: BatchEntry, waiter: Option<Waiter>, out: &mut Vec<Output>) {
         // The commit naming the object lists every batch: cut the object before
@@ -103,13 +116,14 @@ impl Broker {
             self.flush_now(out);
         }
         let cost = cost_in(&self.flush);
+        let flush_ms = self.flush_limits().1;
         let f = &mut self.flush;
         f.open_commit_bytes += cost;
         f.open_bytes += data.len();
         f.open.entry((topic_id, partition)).or_default().push(OpenBatch { data, entry, waiter });
         if f.open_since.is_none() {
             f.open_since = Some(self.now_ms);
-            out.push(Output::SetTimer { timer: TIMER_FLUSH, at_ms: self.now_ms + self.cfg.flush_ms });
+            out.push(Output::SetTimer { timer: TIMER_FLUSH, at_ms: self.now_ms + flush_ms });
         }
     }
 
@@ -117,16 +131,17 @@ impl Broker {
     /// fewer than `flush_concurrency` objects are being written.
     pub(crate) fn maybe_flush(&mut self, out: &mut Vec<Output>) {
         let idle = self.flush.writes_in_flight() < self.cfg.flush_concurrency.max(1);
-        if self.flush.open_bytes >= self.cfg.flush_bytes || (self.cfg.flush_when_idle && idle) {
+        if self.flush.open_bytes >= self.flush_limits().0 || (self.cfg.flush_when_idle && idle) {
             self.flush_now(out);
         }
     }
 
     pub(crate) fn on_flush_timer(&mut self, out: &mut Vec<Output>) {
+        let flush_ms = self.flush_limits().1;
         match self.flush.open_since {
-            Some(since) if self.now_ms >= since + self.cfg.flush_ms => self.flush_now(out),
+            Some(since) if self.now_ms >= since + flush_ms => self.flush_now(out),
             // A size flush happened since the timer was set; a newer timer is due.
-            Some(since) => out.push(Output::SetTimer { timer: TIMER_FLUSH, at_ms: since + self.cfg.flush_ms }),
+            Some(since) => out.push(Output::SetTimer { timer: TIMER_FLUSH, at_ms: since + flush_ms }),
             None => {}
         }
     }

@@ -196,6 +196,9 @@ pub struct Broker {
     pub(crate) peers: BTreeMap<ConnId, String>,
     /// Whether the retention sweep's timer is set.
     retention_armed: bool,
+    /// `strata.flush.bytes` and `strata.flush.ms` in force (static, or the
+    /// dynamic overrides), computed when first needed after a config change.
+    pub(crate) flush_limits: Option<(usize, u64)>,
     /// The object GC pass.
     object_gc: object_gc::ObjectGc,
     /// The live brokers (this one alone until [`Input::Members`] says otherwise).
@@ -226,6 +229,7 @@ impl Broker {
             groups: crate::group::Coordinator::default(),
             peers: BTreeMap::new(),
             retention_armed: false,
+            flush_limits: None,
             object_gc: object_gc::ObjectGc::default(),
         }
     }
@@ -342,6 +346,9 @@ impl Broker {
         let Some(applied) = apply(&mut self.log, revision, &commit) else { return };
         self.arm_retention(out);
         self.arm_object_gc(out);
+        if matches!(commit.body, CommitBody::SetBrokerConfigs(_) | CommitBody::SetNodeConfigs(..)) {
+            self.flush_limits = None;
+        }
         let touched = touched_partitions(&commit);
         let mine = commit.origin.broker == self.cfg.node_id && commit.origin.incarnation == self.cfg.incarnation;
         if mine {

@@ -39,6 +39,7 @@ impl Broker {
             return false;
         }
         self.log = state;
+        self.flush_limits = None;
         self.fail_unmatched_appends(out);
         let loaded: Vec<String> = self.groups.groups.keys().cloned().collect();
         for group in loaded {
