@@ -281,6 +281,7 @@ struct Bound {
 }
 
 /// The default internal listen address: `listen`'s host and port + 1 (0 stays 0).
+#[cfg_attr(madsim, allow(dead_code))]
 fn default_internal_listen(listen: &str) -> Option<String> {
     let (host, port) = listen.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
@@ -706,5 +707,19 @@ impl Drop for Server {
         for task in tasks.into_iter().flatten() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_internal_listen;
+
+    #[test]
+    fn the_internal_listener_defaults_to_the_next_port() {
+        assert_eq!(default_internal_listen("127.0.0.1:9092").as_deref(), Some("127.0.0.1:9093"));
+        assert_eq!(default_internal_listen("0.0.0.0:0").as_deref(), Some("0.0.0.0:0"), "any free port stays any");
+        assert_eq!(default_internal_listen("[::1]:9092").as_deref(), Some("[::1]:9093"));
+        assert_eq!(default_internal_listen("localhost:65535"), None);
+        assert_eq!(default_internal_listen("no-port"), None);
     }
 }
