@@ -450,6 +450,8 @@ impl Driver {
                         PeerRead::NotTried => {}
                     }
                     ReadCounters::bump(&counters.store_gets);
+                    // The GET's own time (a missed peer read is not in it).
+                    let started = Instant::now();
                     let result = match store.get_range(&key, range.clone()).await {
                         // A short answer is not cached: the core fails that read, and a
                         // cached one would fail every later read of the range too.
