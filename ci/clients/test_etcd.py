@@ -145,7 +145,7 @@ def test_etcd_crash_and_restart_under_produce_load(etcd, new_broker):
 def test_unreachable_etcd_is_refused_in_plain_words(tmp_path):
     require_own_brokers()
     port = free_port()  # nothing listens there
-    cmd = [strata_bin(), "serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"),
+    cmd = [strata_bin(), "serve", "--listen", f"127.0.0.1:{free_port()}", "--internal-listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"),
            "--sequencer", f"etcd://127.0.0.1:{port}"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode != 0, f"started anyway:\n{r.stdout}\n{r.stderr}"

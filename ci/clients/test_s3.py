@@ -124,7 +124,7 @@ def test_misconfigured_s3_is_refused_in_plain_words(moto, s3_env, tmp_path, case
         "s3-flag-without-s3": (["--s3-endpoint", moto.endpoint], ["only applies to an S3 object store", "--objects s3://"]),
         "no-bucket-in-url": (["--objects", "s3://", "--s3-endpoint", moto.endpoint, "--s3-allow-http"], ["names no bucket"]),
     }[case]
-    cmd = [strata_bin(), "serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), *args]
+    cmd = [strata_bin(), "serve", "--listen", f"127.0.0.1:{free_port()}", "--internal-listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"), *args]
     # Refused at start-up: the process exits by itself (the bound only stops a hung test).
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode != 0, f"started anyway:\n{r.stdout}\n{r.stderr}"

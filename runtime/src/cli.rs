@@ -23,6 +23,48 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Load generator and checker for any Kafka-compatible broker.
     Bench(Box<crate::bench::BenchArgs>),
+    /// Ask a running broker, on its internal listener: status, flush, drain.
+    Admin(AdminArgs),
+}
+
+/// The flags of `strata admin`.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// What to ask.
+    #[command(subcommand)]
+    pub action: AdminAction,
+    /// The broker's internal address (its --internal-listen, by default its
+    /// Kafka port + 1).
+    #[arg(long, global = true, env = "STRATA_ADMIN_ADDR", default_value = "127.0.0.1:9093")]
+    pub addr: String,
+    /// Print the answer as one JSON object.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Give up after this many milliseconds (flush and drain wait for the
+    /// broker's objects to be committed).
+    #[arg(long, global = true, default_value_t = 60_000)]
+    pub timeout_ms: u64,
+}
+
+/// What `strata admin` asks.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminAction {
+    /// Node id, cluster, applied revision, live brokers, buffered bytes, and
+    /// where reads went (peers, object store).
+    Status,
+    /// Write the broker's open object now; returns once it and every object
+    /// before it are committed, with the applied revision.
+    Flush,
+    /// Stop taking produce on this broker (clients get the retriable
+    /// NOT_LEADER_OR_FOLLOWER and move to the others), leave the live-broker
+    /// set (partition leaders and group coordinators move), write what is
+    /// buffered and return once it is committed. The broker keeps serving
+    /// fetches until it is stopped (SIGTERM), or exits at once with --exit.
+    Drain {
+        /// Exit the broker (gracefully) once drained.
+        #[arg(long)]
+        exit: bool,
+    },
 }
 
 const MIB: u64 = 1 << 20;
@@ -39,6 +81,21 @@ pub struct ServeArgs {
     /// listening on 0.0.0.0 or [::].
     #[arg(long, env = "STRATA_ADVERTISED")]
     pub advertised: Option<String>,
+
+    /// Address of the internal gRPC listener (host:port): other brokers read
+    /// this broker's recent objects from it (so their tail reads need no
+    /// object-store GET), and `strata admin` talks to it. Default: the
+    /// --listen host and the --listen port + 1 (9093 next to 9092; with
+    /// port 0, any free port). It has no authentication: keep it on a network
+    /// only the brokers and operators reach.
+    #[arg(long, env = "STRATA_INTERNAL_LISTEN")]
+    pub internal_listen: Option<String>,
+
+    /// host:port other brokers use to reach the internal listener. Default:
+    /// the bound internal address, or, when it listens on 0.0.0.0 or [::],
+    /// the --advertised host with the internal port.
+    #[arg(long, env = "STRATA_INTERNAL_ADVERTISED")]
+    pub internal_advertised: Option<String>,
 
     /// Directory for this broker's local state: the embedded sequencer's log
     /// (<data-dir>/log) and, unless --objects says otherwise, the object store
@@ -351,6 +408,20 @@ mod tests {
         let props = a.static_props().unwrap();
         assert_eq!(props["group.max.size"], "5");
         assert_eq!(props["offsets.retention.minutes"], "1");
+        assert_eq!(a.internal_listen, None, "derived from --listen at start");
+    }
+
+    #[test]
+    fn admin_flags() {
+        let cli = Cli::parse_from(["strata", "admin", "drain", "--exit", "--addr", "10.0.0.1:9093", "--json"]);
+        let Command::Admin(a) = cli.command else { panic!("parsed `admin`") };
+        assert!(matches!(a.action, AdminAction::Drain { exit: true }));
+        assert_eq!(a.addr, "10.0.0.1:9093");
+        assert!(a.json);
+        let cli = Cli::parse_from(["strata", "admin", "--addr", "h:1", "status"]);
+        let Command::Admin(a) = cli.command else { panic!("parsed `admin`") };
+        assert!(matches!(a.action, AdminAction::Status));
+        assert!(!a.json);
     }
 
     #[test]

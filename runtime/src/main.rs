@@ -1,4 +1,5 @@
-//! The `strata` command: `strata serve` runs a broker, `strata bench` loads one.
+//! The `strata` command: `strata serve` runs a broker, `strata bench` loads
+//! one, `strata admin` asks a running one (status, flush, drain).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -26,6 +27,16 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Admin(args) => match runtime.block_on(strata_runtime::admin_cli::run(&args)) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Bench(args) => {
             let json = args.json;
             match runtime.block_on(strata_runtime::bench::run(*args)) {
@@ -56,17 +67,22 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let (replayed, took) = server.replayed();
     println!(
-        "strata {} listening on {} (advertised {}), data in {}, objects in {}, sequencer: {} (replayed to revision {} in {} ms)",
+        "strata {} listening on {} (advertised {}), internal gRPC on {} (advertised {}), data in {}, objects in {}, sequencer: {} (replayed to revision {} in {} ms)",
         env!("CARGO_PKG_VERSION"),
         server.local_addr(),
         server.advertised(),
+        server.internal_addr().map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        server.internal_advertised().unwrap_or("-"),
         args.data_dir.display(),
         server.objects(),
         args.sequencer,
         replayed,
         took.as_millis()
     );
-    let signal = wait_for_signal().await;
+    let signal = tokio::select! {
+        signal = wait_for_signal() => signal,
+        () = server.exit_requested() => "strata admin drain --exit",
+    };
     tracing::info!(
         "{signal}: shutting down (stopping new requests, answering those in flight, at most {} ms; \
          send it again to exit at once)",

@@ -366,7 +366,7 @@ fn unreachable_etcd_is_reported_at_connect() {
 // Membership
 
 fn member(node_id: i32) -> Member {
-    Member { node_id, host: "127.0.0.1".into(), port: 9000 + node_id as u16, rack: None }
+    Member { node_id, host: "127.0.0.1".into(), port: 9000 + node_id as u16, rack: None, internal: None }
 }
 
 /// Reads sets from `w` until one has exactly `want`'s node ids, within `within`.

@@ -136,6 +136,9 @@ async fn broker_main(i: usize, seq_addr: SocketAddr, store_addr: SocketAddr, his
         let cfg = ServerConfig {
             listen: format!("0.0.0.0:{BROKER_PORT}"),
             advertised: Some(format!("10.0.1.{}:{BROKER_PORT}", i + 1)),
+            // No internal gRPC under the simulator (peer reads are not tried).
+            internal_listen: None,
+            internal_advertised: None,
             broker,
             max_request_bytes: 8 << 20,
             max_inflight_requests: 64,

@@ -1,6 +1,7 @@
 """Start, stop, kill and restart `strata serve` processes for the client tests.
 
-Every broker listens on a free loopback port with its own data directory.
+Every broker listens on a free loopback port with its own data directory, and
+its internal gRPC service (peer reads, `strata admin`) on another free port.
 Each started process's pid is written to $STRATA_CI_PIDS (a directory that
 ci/clients/run.sh creates and, on exit, uses to stop anything still running),
 so a test run interrupted at any point leaves no broker behind.
@@ -8,6 +9,7 @@ so a test run interrupted at any point leaves no broker behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -61,6 +63,9 @@ class Broker:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        # Chosen here, not the default (the Kafka port + 1), which another
+        # broker's free port may be.
+        self.internal_port = free_port()
         self.args = list(args)
         self.name = name
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.{name}.log"
@@ -75,8 +80,20 @@ class Broker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def internal(self) -> str:
+        return f"127.0.0.1:{self.internal_port}"
+
     def command(self) -> list[str]:
-        return [strata_bin(), "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir), *self.args]
+        return [strata_bin(), "serve", "--listen", self.bootstrap, "--internal-listen", self.internal,
+                "--data-dir", str(self.data_dir), *self.args]
+
+    def admin(self, *action: str, timeout: float = 120.0) -> dict:
+        """`strata admin ACTION... --addr <internal> --json`; the parsed answer."""
+        r = subprocess.run([strata_bin(), "admin", *action, "--addr", self.internal, "--json"],
+                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f"strata admin {' '.join(action)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        return json.loads(r.stdout)
 
     def start(self, timeout: float = 60.0) -> "Broker":
         assert self.proc is None or self.proc.poll() is not None, "already running"

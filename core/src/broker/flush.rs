@@ -77,6 +77,28 @@ pub(crate) struct Flusher {
     /// Recently committed objects of ours, served to fetches from memory.
     recent: VecDeque<(String, Bytes)>,
     recent_bytes: usize,
+    /// Objects committed and failed since start (the admin status).
+    committed: u64,
+    failed: u64,
+}
+
+/// Where the produce path stands (the runtime's admin status and flush).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlushProgress {
+    /// Bytes waiting in the open object.
+    pub open_bytes: usize,
+    /// Objects being written or committed, and their bytes.
+    pub inflight_objects: usize,
+    pub inflight_bytes: u64,
+    /// Own objects held in memory for tail reads, and their bytes.
+    pub recent_objects: usize,
+    pub recent_bytes: usize,
+    /// Flush ids started so far: every object started before a point in time
+    /// has an id below the value read then.
+    pub started: u64,
+    /// Objects committed and failed since start.
+    pub committed: u64,
+    pub failed: u64,
 }
 
 impl Flusher {
@@ -105,6 +127,35 @@ impl Broker {
         limits
     }
 
+    /// An object this broker wrote and still holds in memory, by key (what
+    /// the runtime serves to peers, so their tail reads skip the object store).
+    pub fn recent_object(&self, key: &str) -> Option<&Bytes> {
+        self.flush.recent_object(key)
+    }
+
+    /// The produce path's counts: open, in-flight and recent objects.
+    pub fn flush_progress(&self) -> FlushProgress {
+        let f = &self.flush;
+        FlushProgress {
+            open_bytes: f.open_bytes,
+            inflight_objects: f.flushes.len(),
+            inflight_bytes: f.flushes.values().map(|x| x.size).sum(),
+            recent_objects: f.recent.len(),
+            recent_bytes: f.recent_bytes,
+            started: f.next_flush,
+            committed: f.committed,
+            failed: f.failed,
+        }
+    }
+
+    /// Whether every object with a flush id below `started` (a
+    /// [`FlushProgress::started`] read earlier) is committed and applied, or failed.
+    pub fn flushed_before(&self, started: u64) -> bool {
+        self.flush.flushes.range(..started).next().is_none()
+    }
+}
+
+impl Broker {
     /// Adds a validated batch to the open object.
     pub(crate) fn buffer_batch(&mut self, topic_id: Uuid, partition: i32, data: Bytes, entry: BatchEntry, waiter: Option<Waiter>, out: &mut Vec<Output>) {
         // The commit naming the object lists every batch: cut the object before
@@ -230,6 +281,7 @@ impl Broker {
     /// Fails every request waiting on flush `id` with `error`.
     pub(crate) fn fail_flush(&mut self, id: u64, error: i16, out: &mut Vec<Output>) {
         let Some(f) = self.flush.flushes.remove(&id) else { return };
+        self.flush.failed += 1;
         for ws in f.waiters {
             for w in ws.into_iter().flatten() {
                 self.settle(w, Err(error), out);
@@ -240,6 +292,7 @@ impl Broker {
 
     pub(crate) fn on_object_applied(&mut self, id: u64, _commit: &Commit, outcomes: Vec<Vec<BatchOutcome>>, out: &mut Vec<Output>) {
         let Some(f) = self.flush.flushes.remove(&id) else { return };
+        self.flush.committed += 1;
         for (ws, os) in f.waiters.into_iter().zip(outcomes) {
             for (w, o) in ws.into_iter().zip(os) {
                 let Some(w) = w else { continue };

@@ -13,8 +13,9 @@ use super::{Broker, BrokerConfig, Peer};
 use crate::error_code as ec;
 use crate::io::Output;
 
-/// The live set, sorted by node id, one entry per node, this broker always
-/// in it (with its own advertised address, whatever the set said).
+/// The live set, sorted by node id, one entry per node, this broker in it
+/// (with its own advertised address, whatever the set said) unless it is
+/// draining and others are live.
 #[derive(Debug, Clone)]
 pub(crate) struct Members {
     live: Vec<Peer>,
@@ -27,10 +28,14 @@ impl Members {
     }
 
     /// `peers` with `me` in place of any entry of its node id, sorted, deduplicated
-    /// (the first entry of a node id wins).
-    pub fn new(me: Peer, peers: Vec<Peer>) -> Members {
+    /// (the first entry of a node id wins). A draining broker leaves itself
+    /// out, so that nothing is named for it, unless no other broker is live
+    /// (the set is never empty).
+    pub fn new(me: Peer, peers: Vec<Peer>, draining: bool) -> Members {
         let mut live: Vec<Peer> = peers.into_iter().filter(|p| p.node_id != me.node_id).collect();
-        live.push(me);
+        if !draining || live.is_empty() {
+            live.push(me);
+        }
         live.sort_by_key(|p| p.node_id);
         live.dedup_by_key(|p| p.node_id);
         Members { live }
@@ -69,11 +74,34 @@ impl Broker {
     /// coordinates are dropped (their waiting requests get NOT_COORDINATOR and
     /// the clients find the new coordinator, whose claim fences this broker).
     pub(crate) fn on_members(&mut self, peers: Vec<Peer>, out: &mut Vec<Output>) {
-        self.members = Members::new(Peer::of(&self.cfg), peers);
+        self.members = Members::new(Peer::of(&self.cfg), peers, self.draining);
         let moved: Vec<String> = self.groups.groups.keys().filter(|g| !self.coordinates(g)).cloned().collect();
         for g in moved {
             self.unload_group(&g, ec::NOT_COORDINATOR, out);
         }
+    }
+
+    /// Drains this broker (the runtime's admin Drain): from now on produce is
+    /// answered NOT_LEADER_OR_FOLLOWER (retriable: clients refresh Metadata
+    /// and move), this broker leaves itself out of the live set it names
+    /// leaders, coordinators and the snapshotter from (its groups are dropped
+    /// as on any move), and the open object is written now. Fetches are still
+    /// served. There is no way back short of a restart.
+    pub fn drain(&mut self, out: &mut Vec<Output>) {
+        self.draining = true;
+        let peers = self.members.live().to_vec();
+        self.on_members(peers, out);
+        self.flush_now(out);
+    }
+
+    /// Whether [`Broker::drain`] was called.
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
+    /// The live brokers this broker names leaders and coordinators from.
+    pub fn live_members(&self) -> &[Peer] {
+        self.members.live()
     }
 
     /// The brokers Metadata and DescribeCluster list.
@@ -137,8 +165,8 @@ mod tests {
 
     #[test]
     fn removing_a_broker_moves_only_its_keys() {
-        let all = Members::new(peer(1), vec![peer(2), peer(3), peer(4)]);
-        let without_3 = Members::new(peer(1), vec![peer(2), peer(4)]);
+        let all = Members::new(peer(1), vec![peer(2), peer(3), peer(4)], false);
+        let without_3 = Members::new(peer(1), vec![peer(2), peer(4)], false);
         let mut moved = 0;
         for i in 0..1000 {
             let key = format!("group-{i}");
@@ -158,10 +186,14 @@ mod tests {
     fn the_set_always_holds_this_broker_with_its_own_address() {
         let mut stale = peer(1);
         stale.host = "old-address".into();
-        let m = Members::new(peer(1), vec![peer(3), stale, peer(2), peer(3)]);
+        let m = Members::new(peer(1), vec![peer(3), stale.clone(), peer(2), peer(3)], false);
         let ids: Vec<i32> = m.live().iter().map(|p| p.node_id).collect();
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(m.live()[0].host, "b1");
-        assert_eq!(Members::new(peer(5), Vec::new()).live().len(), 1);
+        assert_eq!(Members::new(peer(5), Vec::new(), false).live().len(), 1);
+        // Draining: out of the set while another broker is live, never an empty set.
+        let m = Members::new(peer(1), vec![peer(3), stale, peer(2)], true);
+        assert_eq!(m.live().iter().map(|p| p.node_id).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(Members::new(peer(5), vec![peer(5)], true).live().iter().map(|p| p.node_id).collect::<Vec<_>>(), [5]);
     }
 }

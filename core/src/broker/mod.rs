@@ -33,6 +33,7 @@ use crate::log::commit::{Commit, CommitBody, Origin};
 use crate::log::state::LogState;
 
 pub use api_versions::{api_versions_fallback, supported_apis};
+pub use flush::FlushProgress;
 
 /// A broker's static settings (flags and environment of `strata serve`).
 #[derive(Debug, Clone)]
@@ -203,6 +204,8 @@ pub struct Broker {
     object_gc: object_gc::ObjectGc,
     /// The live brokers (this one alone until [`Input::Members`] says otherwise).
     pub(crate) members: members::Members,
+    /// Draining ([`Broker::drain`]): no produce taken, out of the live set.
+    pub(crate) draining: bool,
 }
 
 /// Timer ids below this are fixed roles; above are allocated.
@@ -231,6 +234,7 @@ impl Broker {
             retention_armed: false,
             flush_limits: None,
             object_gc: object_gc::ObjectGc::default(),
+            draining: false,
         }
     }
 

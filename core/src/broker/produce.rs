@@ -56,6 +56,10 @@ impl Broker {
                 let mut pr = PartitionProduceResponse { index: part.index, base_offset: -1, ..Default::default() };
                 let verdict = if !matches!(acks, 0 | 1 | -1) {
                     Err(ec::INVALID_REQUIRED_ACKS)
+                } else if self.draining {
+                    // Retriable: the client refreshes Metadata, which names
+                    // another broker leader (this one left the live set).
+                    Err(ec::NOT_LEADER_OR_FOLLOWER)
                 } else if p.transactional_id.is_some() {
                     // Transactions are not served yet (InitProducerId refuses them).
                     Err(ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)

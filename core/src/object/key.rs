@@ -20,6 +20,16 @@ pub fn created_at(key: &str) -> u64 {
     key.rsplit_once("-r").and_then(|(_, r)| r.parse().ok()).unwrap_or(0)
 }
 
+/// The node id of the broker that wrote an object, from its key; `None` for a
+/// key that is not one of [`object_key`]'s.
+pub fn writer_node(key: &str) -> Option<i32> {
+    let name = key.strip_prefix(OBJECTS_PREFIX)?.rsplit('/').next()?;
+    // {node}-{incarnation}-{id}-r{revision}; a negative node id has a '-' of its own.
+    let mut parts = name.rsplitn(4, '-');
+    let (_revision, _id, _incarnation) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +43,15 @@ mod tests {
         assert_eq!(created_at("objects/ab/1-00000000000000aa-0000000001"), 0, "an older key");
         assert_eq!(created_at("objects/ab/1-x-r"), 0);
         assert_eq!(created_at(""), 0);
+    }
+
+    #[test]
+    fn keys_name_their_writer() {
+        assert_eq!(writer_node(&object_key(3, 0xdead_beef, 42, 1234)), Some(3));
+        assert_eq!(writer_node(&object_key(-7, 1, 2, 3)), Some(-7));
+        assert_eq!(writer_node(&object_key(i32::MAX, u64::MAX, u64::MAX, u64::MAX)), Some(i32::MAX));
+        for bad in ["", "objects/", "objects/ab/", "objects/ab/x-1-2-r3", "snapshots/1", "objects/ab/1-2-r3", "1-2-3-r4"] {
+            assert_eq!(writer_node(bad), None, "{bad}");
+        }
     }
 }

@@ -36,8 +36,9 @@ use tokio::sync::mpsc;
 
 use super::SequencerError;
 
-/// Format version of an encoded [`Member`].
-const MEMBER_FORMAT: u8 = 1;
+/// Format version of an encoded [`Member`]: 2 adds the internal address.
+/// Version 1 records (no internal address) still decode.
+const MEMBER_FORMAT: u8 = 2;
 
 /// How many sets a [`MemberWatch`] buffers ahead of its reader (each item is
 /// a whole set, so a reader only ever needs the newest).
@@ -57,6 +58,8 @@ pub struct Member {
     pub port: u16,
     /// Its rack, if any.
     pub rack: Option<String>,
+    /// Where peers reach its internal gRPC service (host:port), if it serves one.
+    pub internal: Option<String>,
 }
 
 /// Why bytes are not an encoded [`Member`].
@@ -66,13 +69,13 @@ pub enum MemberDecodeError {
     #[error("member record truncated at byte {at}")]
     Truncated { at: usize },
     /// A format version this build does not read.
-    #[error("member record has format version {0}, this build reads {MEMBER_FORMAT}")]
+    #[error("member record has format version {0}, this build reads 1 to {MEMBER_FORMAT}")]
     Version(u8),
-    /// A host or rack that is not UTF-8 or longer than [`MAX_NAME_BYTES`].
+    /// A host, rack or internal address that is not UTF-8 or longer than [`MAX_NAME_BYTES`].
     #[error("member record has a bad {field}")]
     BadName { field: &'static str },
-    /// The rack-present flag is neither 0 nor 1.
-    #[error("member record has rack flag {0}")]
+    /// A presence flag (rack, internal address) is neither 0 nor 1.
+    #[error("member record has presence flag {0}")]
     BadFlag(u8),
     /// Bytes follow the record.
     #[error("member record has {0} trailing bytes")]
@@ -89,21 +92,18 @@ pub struct MemberEncodeError {
 
 impl Member {
     /// The value stored under the member's key: version, node id, port
-    /// (big-endian), host (u16 length + UTF-8), rack flag and rack.
+    /// (big-endian), host (u16 length + UTF-8), rack flag and rack, internal
+    /// address flag and address.
     pub fn encode(&self) -> Result<Vec<u8>, MemberEncodeError> {
         let too_long = |field| MemberEncodeError { node_id: self.node_id, field };
-        let mut out = Vec::with_capacity(16 + self.host.len() + self.rack.as_ref().map_or(0, String::len));
+        let optional_len = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+        let mut out = Vec::with_capacity(16 + self.host.len() + optional_len(&self.rack) + optional_len(&self.internal));
         out.push(MEMBER_FORMAT);
         out.extend_from_slice(&self.node_id.to_be_bytes());
         out.extend_from_slice(&self.port.to_be_bytes());
         put_name(&mut out, &self.host).ok_or(too_long("host"))?;
-        match &self.rack {
-            None => out.push(0),
-            Some(rack) => {
-                out.push(1);
-                put_name(&mut out, rack).ok_or(too_long("rack"))?;
-            }
-        }
+        put_optional(&mut out, &self.rack).ok_or(too_long("rack"))?;
+        put_optional(&mut out, &self.internal).ok_or(too_long("internal address"))?;
         Ok(out)
     }
 
@@ -111,21 +111,32 @@ impl Member {
     pub fn decode(bytes: &[u8]) -> Result<Member, MemberDecodeError> {
         let mut r = Reader { bytes, at: 0 };
         let version = r.take(1)?[0];
-        if version != MEMBER_FORMAT {
+        if !(1..=MEMBER_FORMAT).contains(&version) {
             return Err(MemberDecodeError::Version(version));
         }
         let node_id = i32::from_be_bytes(r.array()?);
         let port = u16::from_be_bytes(r.array()?);
         let host = r.name("host")?;
-        let rack = match r.take(1)?[0] {
-            0 => None,
-            1 => Some(r.name("rack")?),
-            flag => return Err(MemberDecodeError::BadFlag(flag)),
-        };
+        let rack = r.optional("rack")?;
+        let internal = if version >= 2 { r.optional("internal address")? } else { None };
         if r.at != bytes.len() {
             return Err(MemberDecodeError::Trailing(bytes.len() - r.at));
         }
-        Ok(Member { node_id, host, port, rack })
+        Ok(Member { node_id, host, port, rack, internal })
+    }
+}
+
+/// A presence flag (0 or 1) and, if present, the name.
+fn put_optional(out: &mut Vec<u8>, name: &Option<String>) -> Option<()> {
+    match name {
+        None => {
+            out.push(0);
+            Some(())
+        }
+        Some(name) => {
+            out.push(1);
+            put_name(out, name)
+        }
     }
 }
 
@@ -165,6 +176,14 @@ impl<'a> Reader<'a> {
         }
         let raw = self.take(len)?;
         String::from_utf8(raw.to_vec()).map_err(|_| MemberDecodeError::BadName { field })
+    }
+
+    fn optional(&mut self, field: &'static str) -> Result<Option<String>, MemberDecodeError> {
+        match self.take(1)?[0] {
+            0 => Ok(None),
+            1 => Ok(Some(self.name(field)?)),
+            flag => Err(MemberDecodeError::BadFlag(flag)),
+        }
     }
 }
 
@@ -302,15 +321,23 @@ mod tests {
     use std::time::Duration;
 
     fn member(node_id: i32, rack: Option<&str>) -> Member {
-        Member { node_id, host: format!("broker-{node_id}.example"), port: 9092, rack: rack.map(str::to_string) }
+        Member { node_id, host: format!("broker-{node_id}.example"), port: 9092, rack: rack.map(str::to_string), internal: None }
     }
 
     #[test]
     fn members_round_trip_and_any_bytes_decode_or_fail() {
-        for m in [member(1, None), member(-7, Some("eu-west-1a")), Member { node_id: 0, host: String::new(), port: 0, rack: Some(String::new()) }] {
+        let empty = Member { node_id: 0, host: String::new(), port: 0, rack: Some(String::new()), internal: Some(String::new()) };
+        let internal = Member { internal: Some("broker-2.example:9093".into()), ..member(2, Some("r")) };
+        for m in [member(1, None), member(-7, Some("eu-west-1a")), empty, internal] {
             assert_eq!(Member::decode(&m.encode().unwrap()), Ok(m));
         }
-        let good = member(3, Some("r")).encode().unwrap();
+        // A version 1 record (before internal addresses) still decodes.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&5i32.to_be_bytes());
+        v1.extend_from_slice(&9092u16.to_be_bytes());
+        v1.extend_from_slice(&[0, 1, b'h', 0]);
+        assert_eq!(Member::decode(&v1), Ok(Member { node_id: 5, host: "h".into(), port: 9092, rack: None, internal: None }));
+        let good = Member { internal: Some("h:1".into()), ..member(3, Some("r")) }.encode().unwrap();
         // Every prefix and every one-byte change decodes to something or fails; never panics.
         for n in 0..good.len() {
             assert!(Member::decode(&good[..n]).is_err(), "prefix of {n} bytes");
@@ -327,6 +354,8 @@ mod tests {
         assert_eq!(Member::decode(&trailing), Err(MemberDecodeError::Trailing(1)));
         assert_eq!(Member::decode(&[9]), Err(MemberDecodeError::Version(9)));
         let long = Member { host: "h".repeat(MAX_NAME_BYTES + 1), ..member(1, None) };
+        assert!(long.encode().is_err());
+        let long = Member { internal: Some("h".repeat(MAX_NAME_BYTES + 1)), ..member(1, None) };
         assert!(long.encode().is_err());
     }
 

@@ -21,7 +21,10 @@ use strata_proto::ResponseBody;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::admin::{read_recent, AdminRequest, CoreStatus, FlushWaiter, PeerReadRefusal};
+use super::counters::ReadCounters;
 use super::crash_point::{crash_point, CrashPoint};
+use super::peer_reads::{PeerRead, PeerReads};
 use super::snapshots::SnapshotPolicy;
 use super::timers::Timers;
 use crate::sequencer::{AppendError, Sequencer};
@@ -53,6 +56,10 @@ pub enum DriverMsg {
     Digest(tokio::sync::oneshot::Sender<(u64, u64)>),
     /// Write the open object now (graceful shutdown).
     Flush,
+    /// A peer asks for `range` of one of this broker's recent objects (internal gRPC).
+    PeerRead { key: String, range: std::ops::Range<u64>, reply: tokio::sync::oneshot::Sender<Result<Bytes, PeerReadRefusal>> },
+    /// An operator's request (internal gRPC admin service).
+    Admin(AdminRequest),
     /// Stop the driver.
     Stop,
 }
@@ -130,6 +137,12 @@ pub struct Driver {
     out: Vec<Output>,
     /// The simulator crashed this broker at a crash point: do nothing more.
     crashed: bool,
+    /// Asked before the object store, for objects other live brokers wrote.
+    peer_reads: PeerReads,
+    /// Where reads went.
+    counters: Arc<ReadCounters>,
+    /// Admin flushes and drains waiting for their objects to be committed.
+    flush_waiters: Vec<FlushWaiter>,
 }
 
 impl Driver {
@@ -164,7 +177,17 @@ impl Driver {
             snapshots: None,
             out: Vec::new(),
             crashed: false,
+            peer_reads: PeerReads::none(),
+            counters: Arc::default(),
+            flush_waiters: Vec::new(),
         }
+    }
+
+    /// Asks `peers` before the object store, and counts reads in `counters`.
+    pub fn with_peer_reads(mut self, peers: PeerReads, counters: Arc<ReadCounters>) -> Self {
+        self.peer_reads = peers;
+        self.counters = counters;
+        self
     }
 
     /// Hands the applied state to `snapshotter` at each of `policy`'s points.
@@ -243,8 +266,46 @@ impl Driver {
                 let _ = reply.send((self.broker.log().revision, self.broker.log().digest()));
             }
             DriverMsg::Flush => self.feed(Input::Flush),
+            DriverMsg::PeerRead { key, range, reply } => {
+                let _ = reply.send(read_recent(&self.broker, &key, range));
+            }
+            DriverMsg::Admin(request) => self.on_admin(request),
             DriverMsg::Stop => {}
         }
+    }
+
+    fn on_admin(&mut self, request: AdminRequest) {
+        let reply = match request {
+            AdminRequest::Status(reply) => {
+                let _ = reply.send(CoreStatus::of(&self.broker));
+                return;
+            }
+            AdminRequest::Flush(reply) => reply,
+            AdminRequest::Drain(reply) => {
+                let mut out = std::mem::take(&mut self.out);
+                self.broker.drain(&mut out);
+                for output in out.drain(..) {
+                    self.carry(output);
+                }
+                self.out = out;
+                reply
+            }
+        };
+        // What was open and in flight before the flush is what the answer waits for.
+        let before = self.broker.flush_progress();
+        let objects = before.inflight_objects as u64 + u64::from(before.open_bytes > 0);
+        self.feed(Input::Flush);
+        self.flush_waiters.push(FlushWaiter::new(&self.broker, objects, before.failed, reply));
+        self.settle_flush_waiters();
+    }
+
+    /// Answers the admin flushes whose objects are all settled.
+    fn settle_flush_waiters(&mut self) {
+        if self.flush_waiters.is_empty() {
+            return;
+        }
+        let broker = &self.broker;
+        self.flush_waiters = std::mem::take(&mut self.flush_waiters).into_iter().filter_map(|w| w.settle(broker)).collect();
     }
 
     /// Feeds one input to the core and carries out what it asks.
@@ -269,6 +330,7 @@ impl Driver {
             self.carry(output);
         }
         self.out = out;
+        self.settle_flush_waiters();
     }
 
     /// Whether the simulator crashes this broker at `point` (it then stays frozen).
@@ -371,7 +433,24 @@ impl Driver {
                 let store = self.store.clone();
                 let cache = self.cache.clone();
                 let tx = self.tx.clone();
+                let peers = self.peer_reads.clone();
+                let counters = self.counters.clone();
                 tokio::spawn(async move {
+                    let started = Instant::now();
+                    // The broker that wrote it may still hold it in memory: no GET then.
+                    match peers.read(&key, range.clone()).await {
+                        PeerRead::Got(bytes) => {
+                            ReadCounters::bump(&counters.peer_reads_used);
+                            tracing::trace!(%key, size = bytes.len(), us = started.elapsed().as_micros() as u64, "object read from a peer");
+                            cache.lock().expect("cache lock").insert(&key, &range, bytes.clone());
+                            let _ = tx.send(DriverMsg::ReadDone { key, range, result: Ok(bytes) }).await;
+                            return;
+                        }
+                        PeerRead::Missed => ReadCounters::bump(&counters.peer_reads_missed),
+                        PeerRead::NotTried => {}
+                    }
+                    ReadCounters::bump(&counters.store_gets);
+                    // The GET's own time (a missed peer read is not in it).
                     let started = Instant::now();
                     let result = match store.get_range(&key, range.clone()).await {
                         // A short answer is not cached: the core fails that read, and a

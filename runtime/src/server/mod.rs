@@ -7,6 +7,9 @@
 //! * [`timers`]: the core's timers.
 //! * [`crash_point`]: where the simulator crashes a broker on purpose.
 //! * [`snapshots`]: loading the newest snapshot; the snapshotter.
+//! * [`members`]: this broker's registration and the live set; [`peer_reads`]:
+//!   reads of other brokers' recent objects; [`admin`] and [`counters`]: what
+//!   the internal gRPC service (`crate::grpc`) asks of the driver and reports.
 //!
 //! Start-up order: open the object store and the sequencer, bind the listener
 //! (so a busy port fails fast), load the newest snapshot (if the sequencer
@@ -14,12 +17,15 @@
 //! and only then accept connections — a restarted broker answers with the
 //! full state from its first request.
 
+pub mod admin;
 pub mod applier;
 pub mod connection;
+pub mod counters;
 pub mod crash_point;
 pub mod driver;
 pub mod listener;
 pub mod members;
+pub mod peer_reads;
 pub mod snapshots;
 pub mod timers;
 
@@ -49,6 +55,13 @@ pub struct ServerConfig {
     pub listen: String,
     /// host:port to advertise (default: the bound address).
     pub advertised: Option<String>,
+    /// Address of the internal gRPC listener (peer reads, admin). `None`: the
+    /// host of `listen` and its port + 1 (port 0 stays 0: any free port).
+    pub internal_listen: Option<String>,
+    /// host:port other brokers reach the internal listener at. `None`: the
+    /// bound address, or with an unspecified one (0.0.0.0), the advertised
+    /// host and the bound port.
+    pub internal_advertised: Option<String>,
     /// The core's settings; `advertised_host`/`advertised_port` are filled in
     /// once the listener is bound.
     pub broker: BrokerConfig,
@@ -100,6 +113,8 @@ impl ServerConfig {
         ServerConfig {
             listen: args.listen.clone(),
             advertised: args.advertised.clone(),
+            internal_listen: args.internal_listen.clone(),
+            internal_advertised: args.internal_advertised.clone(),
             broker,
             max_request_bytes: args.max_request_bytes,
             max_inflight_requests: args.max_inflight_requests,
@@ -133,6 +148,14 @@ pub enum ServeError {
     /// The port is taken.
     #[error("another process listens on {addr}; stop it or pass --listen with another address")]
     AddressInUse { addr: String },
+    /// The internal listener cannot be bound.
+    #[error("cannot listen on {addr} for the internal gRPC service (peer reads, `strata admin`): {source}; \
+             pass --internal-listen with a free host:port (default: the --listen port + 1)")]
+    InternalBind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other bind failure.
     #[error("cannot listen on {addr}: {source}{hint}")]
     Bind {
@@ -187,8 +210,13 @@ pub enum ServeError {
 pub struct Server {
     local_addr: SocketAddr,
     advertised: String,
+    /// The internal gRPC listener's bound and advertised addresses (none under the simulator).
+    internal: Option<(SocketAddr, String)>,
     objects: String,
     cache: Arc<Mutex<BlockCache>>,
+    counters: Arc<counters::ReadCounters>,
+    /// Turned true by `strata admin drain --exit`.
+    exit: watch::Receiver<bool>,
     replayed: u64,
     /// The snapshot's revision the broker started from (0: none).
     start_revision: u64,
@@ -202,6 +230,8 @@ pub struct Server {
     /// Holds this broker's registration in the live set and feeds the set to the driver.
     members: Option<JoinHandle<()>>,
     snapshotter: Option<JoinHandle<()>>,
+    /// The internal gRPC server.
+    internal_server: Option<JoinHandle<()>>,
     /// Held to release it last (the embedded sequencer's lock goes with it).
     sequencer_drop: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -247,6 +277,48 @@ struct Bound {
     advertised: String,
     host: String,
     port: i32,
+    /// The internal listener, its bound address and the address to advertise.
+    internal: Option<(TcpListener, SocketAddr, String)>,
+}
+
+/// The default internal listen address: `listen`'s host and port + 1 (0 stays 0).
+#[cfg_attr(madsim, allow(dead_code))]
+fn default_internal_listen(listen: &str) -> Option<String> {
+    let (host, port) = listen.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let port = if port == 0 { 0 } else { port.checked_add(1)? };
+    Some(format!("{host}:{port}"))
+}
+
+/// Binds the internal gRPC listener (not in the simulator, which has no gRPC).
+#[cfg(not(madsim))]
+async fn bind_internal(cfg: &ServerConfig, advertised_host: &str) -> Result<Option<(TcpListener, SocketAddr, String)>, ServeError> {
+    let addr = match &cfg.internal_listen {
+        Some(a) => a.clone(),
+        None => default_internal_listen(&cfg.listen).ok_or_else(|| {
+            ServeError::Advertised(format!(
+                "cannot derive the internal listen address from --listen {}; pass --internal-listen",
+                cfg.listen
+            ))
+        })?,
+    };
+    let internal_error = |source| ServeError::InternalBind { addr: addr.clone(), source };
+    let listener = TcpListener::bind(&addr).await.map_err(internal_error)?;
+    let local = listener.local_addr().map_err(internal_error)?;
+    let advertised = match &cfg.internal_advertised {
+        Some(a) => a.clone(),
+        None if local.ip().is_unspecified() => match advertised_host.contains(':') {
+            true => format!("[{advertised_host}]:{}", local.port()),
+            false => format!("{advertised_host}:{}", local.port()),
+        },
+        None => local.to_string(),
+    };
+    Ok(Some((listener, local, advertised)))
+}
+
+#[cfg(madsim)]
+async fn bind_internal(_cfg: &ServerConfig, _advertised_host: &str) -> Result<Option<(TcpListener, SocketAddr, String)>, ServeError> {
+    Ok(None)
 }
 
 /// Binds `--listen` and works out the advertised address.
@@ -270,7 +342,8 @@ async fn bind(cfg: &ServerConfig) -> Result<Bound, ServeError> {
             "--advertised {advertised:?} is not host:port (for example broker1.example.com:9092)"
         ))
     })?;
-    Ok(Bound { listener, local_addr, advertised, host, port })
+    let internal = bind_internal(cfg, &host).await?;
+    Ok(Bound { listener, local_addr, advertised, host, port, internal })
 }
 
 /// Draws this run's incarnation number.
@@ -365,7 +438,7 @@ impl Server {
         sequencer: Arc<S>,
         store: ObjectStoreBackend,
     ) -> Result<Server, ServeError> {
-        let Bound { listener, local_addr, advertised, host, port } = listener;
+        let Bound { listener, local_addr, advertised, host, port, internal } = listener;
         cfg.broker.advertised_host = host;
         cfg.broker.advertised_port = port;
 
@@ -386,6 +459,10 @@ impl Server {
         let (append_tx, append_rx) = mpsc::unbounded_channel();
         let (applied_tx, mut applied_rx) = watch::channel(start_revision);
         let cache = Arc::new(Mutex::new(BlockCache::new(cfg.cache_bytes)));
+        let counters = Arc::new(counters::ReadCounters::default());
+        let (directory_tx, directory_rx) = watch::channel(peer_reads::PeerDirectory::new());
+        let (leave_tx, leave_rx) = watch::channel(false);
+        let (exit_tx, exit_rx) = watch::channel(false);
         let objects = store.describe();
         let policy = snapshots::SnapshotPolicy { every_commits: cfg.snapshot_every_commits };
         // Every broker is ready to snapshot; the driver hands states over only
@@ -407,6 +484,7 @@ impl Server {
             Duration::from_millis(cfg.broker.request_timeout_ms),
         );
         let driver = if snapshotter_here { driver.with_snapshots(policy, snap_tx) } else { driver };
+        let driver = driver.with_peer_reads(peer_reads::PeerReads::new(directory_rx.clone()), counters.clone());
         let driver = tokio::spawn(driver.run());
         let appender = tokio::spawn(driver::run_appender(sequencer.clone(), append_rx, driver_tx.clone()));
 
@@ -433,21 +511,47 @@ impl Server {
             idle_timeout: cfg.idle_timeout,
             clock,
         });
-        let listener = tokio::spawn(listener::run_listener(listener, conn_cfg, stop_rx, cfg.shutdown_timeout));
+        let listener = tokio::spawn(listener::run_listener(listener, conn_cfg, stop_rx.clone(), cfg.shutdown_timeout));
+        let internal_addrs = internal.as_ref().map(|(_, local, advertised)| (*local, advertised.clone()));
+        #[cfg(not(madsim))]
+        let internal_server = internal.map(|(internal_listener, _, internal_advertised)| {
+            let ctx = Arc::new(crate::grpc::InternalContext {
+                driver: driver_tx.clone(),
+                counters: counters.clone(),
+                cache: cache.clone(),
+                started: tokio::time::Instant::now() - started.elapsed(),
+                advertised: advertised.clone(),
+                internal_advertised,
+                directory: directory_rx.clone(),
+                leave: leave_tx,
+                exit: exit_tx,
+            });
+            tokio::spawn(crate::grpc::serve(internal_listener, ctx, stop_rx))
+        });
+        #[cfg(madsim)]
+        let internal_server: Option<JoinHandle<()>> = {
+            let _ = (internal, leave_tx, exit_tx, stop_rx);
+            None
+        };
         // Registered once it can serve, so clients sent here find it ready.
         let me = Member {
             node_id: cfg.broker.node_id,
             host: cfg.broker.advertised_host.clone(),
             port: u16::try_from(cfg.broker.advertised_port).unwrap_or(0),
             rack: cfg.broker.rack.clone(),
+            internal: internal_addrs.as_ref().map(|(_, advertised)| advertised.clone()),
         };
-        let members = tokio::spawn(members::run_members(sequencer.clone(), me, cfg.member_ttl, driver_tx.clone()));
+        let links = members::MembersLinks { driver: driver_tx.clone(), directory: directory_tx, leave: leave_rx };
+        let members = tokio::spawn(members::run_members(sequencer.clone(), me, cfg.member_ttl, links));
         let seq = sequencer;
         Ok(Server {
             local_addr,
             advertised,
+            internal: internal_addrs,
             objects,
             cache,
+            counters,
+            exit: exit_rx,
             replayed,
             start_revision,
             replay_time,
@@ -459,6 +563,7 @@ impl Server {
             appender: Some(appender),
             members: Some(members),
             snapshotter,
+            internal_server,
             sequencer_drop: Some(Box::new(move || release(seq))),
         })
     }
@@ -471,6 +576,30 @@ impl Server {
     /// The host:port advertised to clients.
     pub fn advertised(&self) -> &str {
         &self.advertised
+    }
+
+    /// The internal gRPC listener's bound address (none under the simulator).
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal.as_ref().map(|(local, _)| *local)
+    }
+
+    /// The internal address other brokers are told (none under the simulator).
+    pub fn internal_advertised(&self) -> Option<&str> {
+        self.internal.as_ref().map(|(_, advertised)| advertised.as_str())
+    }
+
+    /// Where object reads went since start (peer or object store).
+    pub fn read_counts(&self) -> counters::ReadCounts {
+        self.counters.snapshot()
+    }
+
+    /// Resolves once an operator asked this broker to exit (`strata admin
+    /// drain --exit`); never otherwise. The caller then shuts it down.
+    pub async fn exit_requested(&self) {
+        let mut exit = self.exit.clone();
+        if exit.wait_for(|&e| e).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Where the objects are.
@@ -515,6 +644,12 @@ impl Server {
         if let Some(listener) = self.listener.take() {
             let _ = listener.await;
         }
+        // The internal server answers what it is serving (a drain's answer) and stops.
+        if let Some(mut internal) = self.internal_server.take() {
+            if tokio::time::timeout(INTERNAL_STOP_TIMEOUT, &mut internal).await.is_err() {
+                internal.abort();
+            }
+        }
         let _ = self.driver_tx.send(DriverMsg::Stop).await;
         if let Some(driver) = self.driver.take() {
             let _ = driver.await;
@@ -527,7 +662,7 @@ impl Server {
     /// directory can be opened again in this process.
     pub async fn kill(mut self) {
         let _ = self.stop.send(true);
-        for task in [self.listener.take(), self.driver.take()].into_iter().flatten() {
+        for task in [self.listener.take(), self.driver.take(), self.internal_server.take()].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }
@@ -554,6 +689,9 @@ impl Server {
     }
 }
 
+/// Bound on the internal gRPC server's graceful stop (answers in flight).
+const INTERNAL_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Waits (bounded) for the tasks still holding the sequencer to let go, then drops it.
 fn release<S>(seq: Arc<S>) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -566,8 +704,23 @@ fn release<S>(seq: Arc<S>) {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        for task in [&self.listener, &self.driver, &self.applier, &self.appender, &self.members, &self.snapshotter].into_iter().flatten() {
+        let tasks = [&self.listener, &self.driver, &self.applier, &self.appender, &self.members, &self.snapshotter, &self.internal_server];
+        for task in tasks.into_iter().flatten() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_internal_listen;
+
+    #[test]
+    fn the_internal_listener_defaults_to_the_next_port() {
+        assert_eq!(default_internal_listen("127.0.0.1:9092").as_deref(), Some("127.0.0.1:9093"));
+        assert_eq!(default_internal_listen("0.0.0.0:0").as_deref(), Some("0.0.0.0:0"), "any free port stays any");
+        assert_eq!(default_internal_listen("[::1]:9092").as_deref(), Some("[::1]:9093"));
+        assert_eq!(default_internal_listen("localhost:65535"), None);
+        assert_eq!(default_internal_listen("no-port"), None);
     }
 }
