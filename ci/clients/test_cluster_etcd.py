@@ -8,13 +8,12 @@ the log and serves the same data."""
 from __future__ import annotations
 
 import random
-import time
 import uuid
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
 import kafka_wire
+from cluster import broker_ids, wait_brokers
 from readback import read_partitions
 from test_etcd import etcd  # noqa: F401  (fixture)
 from test_s3 import moto, new_bucket, s3_args, s3_env  # noqa: F401  (fixtures)
@@ -22,23 +21,6 @@ from test_s3 import moto, new_bucket, s3_args, s3_env  # noqa: F401  (fixtures)
 PARTITIONS = 3
 MEMBER_TTL_MS = 3000
 SNAPSHOT_EVERY = 10  # revisions; a commit is one, and one object per flush of a few records
-
-
-def broker_ids(bootstrap: str) -> set[int]:
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
-    return set(md.brokers)
-
-
-def wait_brokers(bootstrap: str, want: set[int], within_s: float) -> float:
-    """Seconds until Metadata through `bootstrap` lists exactly `want`."""
-    t0 = time.monotonic()
-    seen = None
-    while time.monotonic() - t0 < within_s:
-        seen = broker_ids(bootstrap)
-        if seen == want:
-            return time.monotonic() - t0
-        time.sleep(0.1)
-    raise AssertionError(f"Metadata lists brokers {seen}, not {want}, after {within_s} s")
 
 
 def produce(bootstrap: str, topic: str, rng: random.Random, start: int, n: int) -> list[tuple]:

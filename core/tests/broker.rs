@@ -284,12 +284,45 @@ fn a_proposal_whose_revision_was_applied_without_it_fails_instead_of_hanging() {
     let header = RequestHeader { api_key: ApiKey::InitProducerId as i16, api_version: 4, correlation_id: 9, client_id: None };
     b.handle(0, Input::Request { conn: 1, request: 0, header, body: InitProducerIdRequest::default().into(), size: 0 }, &mut out);
     let Some(Output::Append { append, .. }) = out.pop() else { panic!("an append") };
+    out.clear(); // (the proposal's deadline timer)
     let next = h.log.len() as u64 + 1;
     b.handle(0, Input::Appended { append, result: AppendResult::Ok(next) }, &mut out);
     assert!(out.is_empty());
     b.handle(0, Input::Skipped { revision: next }, &mut out);
     let Some(Output::Respond { body: ResponseBody::InitProducerId(r), .. }) = out.pop() else { panic!("an answer") };
     assert_eq!(r.error_code, ec::KAFKA_STORAGE_ERROR);
+}
+
+#[test]
+fn a_commit_stuck_in_the_sequencer_times_out_within_the_request_timeout_and_its_retry_is_a_duplicate() {
+    // A sequencer that hangs (etcd stopped, a partition) neither fails nor
+    // answers the append: the request must still be answered, retriably,
+    // within the request timeout of its commit being proposed.
+    let cfg = BrokerConfig { request_timeout_ms: 1_000, ..BrokerConfig::for_tests() };
+    let mut h = Harness::with_config(cfg);
+    h.create_topic("t", 1);
+    let ResponseBody::InitProducerId(ip) = h.call(4, InitProducerIdRequest { transactional_id: None, ..Default::default() }.into()) else { panic!() };
+    let first = batch(&["a", "b"], Some((ip.producer_id, 0, 0)));
+    h.hold_appends = true;
+    let r = h.send(9, Harness::produce_request("t", 0, first.clone(), -1).into());
+    h.advance(10); // the object is written and its commit proposed
+    assert_eq!(h.held.len(), 1, "the commit is stuck in the sequencer");
+    h.advance(900);
+    assert!(h.take(r).is_none(), "answered before the request timeout");
+    h.advance(200);
+    let Some(ResponseBody::Produce(p)) = h.take(r) else { panic!("no answer after the request timeout") };
+    assert_eq!(p.responses[0].partition_responses[0].error_code, ec::REQUEST_TIMED_OUT);
+
+    // The sequencer recovers and the stuck commit lands after all; the
+    // client's retry of the batch gets the offset it was given, once.
+    h.release_appends();
+    let p = h.produce("t", 0, first, -1);
+    assert_eq!(p.responses[0].partition_responses[0].error_code, ec::NONE);
+    assert_eq!(p.responses[0].partition_responses[0].base_offset, 0);
+    let p = h.produce("t", 0, batch(&["c"], Some((ip.producer_id, 0, 2))), -1);
+    assert_eq!(p.responses[0].partition_responses[0].base_offset, 2);
+    let values: Vec<String> = records_of(&h.fetch("t", 0, 0, 1 << 20)).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, ["a", "b", "c"]);
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn reloading_a_newer_snapshot_replaces_the_state_and_fails_what_it_skipped() {
     let header = RequestHeader { api_key: ApiKey::InitProducerId as i16, api_version: 4, correlation_id: 9, client_id: None };
     b.handle(0, Input::Request { conn: 1, request: 0, header, body: InitProducerIdRequest::default().into(), size: 0 }, &mut out);
     let Some(Output::Append { append, commit }) = out.pop() else { panic!("an append") };
+    out.clear(); // (the proposal's deadline timer)
     h.log.push(commit.encode());
     let rev = h.log.len() as u64;
     b.handle(0, Input::Appended { append, result: AppendResult::Ok(rev) }, &mut out);

@@ -252,9 +252,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_PAGE_CACHE_BYTES", default_value_t = crate::store::DEFAULT_PAGE_CACHE_BYTES)]
     pub page_cache_bytes: u64,
 
-    /// How long a produce waits on an object write or a sequencer append whose
-    /// outcome is unknown before it is answered REQUEST_TIMED_OUT (Kafka's
-    /// request.timeout.ms).
+    /// How long a produce waits on an object write (then KAFKA_STORAGE_ERROR),
+    /// and a request on its commit to the sequencer, appended or not (an
+    /// append that hangs or whose outcome is unknown), before it is answered
+    /// REQUEST_TIMED_OUT (Kafka's request.timeout.ms).
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
 

@@ -325,31 +325,64 @@ fn etcd_crash_and_restart_under_appends_and_a_watch() {
 }
 
 #[test]
-fn watch_from_a_compacted_revision_is_compacted() {
+fn a_watch_below_etcds_compaction_reads_the_records_still_kept() {
+    // etcd's compaction is etcd-wide: an operator, or another cluster
+    // truncating its own log, compacts this cluster's history too, while this
+    // cluster's records stay as keys. Its watches (a new broker's, a re-watch
+    // after a broken stream) must still deliver every record.
     let tmp = tempfile::tempdir().unwrap();
     let Some(etcd) = Etcd::start(tmp.path()) else { return };
     rt().block_on(async {
         let eps = [etcd.endpoint()];
         let seq = EtcdSequencer::connect(&eps, "comp").await.unwrap();
+        let other = EtcdSequencer::connect(&eps, "other").await.unwrap();
+        let empty = EtcdSequencer::connect(&eps, "empty").await.unwrap();
         let mut revs = Vec::new();
         for i in 0..5 {
             revs.push(seq.append(Bytes::from(format!("r{i}"))).await.unwrap());
         }
-        let mut client = etcd_client::Client::connect([format!("http://{}", etcd.endpoint())], None).await.unwrap();
-        client.compact(revs[3] as i64, None).await.unwrap();
+        // An operator compacts in the middle of the log.
+        let mut admin = etcd_client::Client::connect([format!("http://{}", etcd.endpoint())], None).await.unwrap();
+        admin.compact(revs[3] as i64, None).await.unwrap();
+        let mut w = seq.watch(revs[1]).await.unwrap();
+        let got = take(&mut w, 4).await;
+        assert_eq!(got.iter().map(|(r, _)| *r).collect::<Vec<_>>(), revs[1..]);
+        assert_eq!(got[0].1, Bytes::from_static(b"r1"));
+        // Another cluster truncates its log behind a snapshot, compacting past all of ours.
+        let mut theirs = 0;
+        for i in 0..3 {
+            theirs = other.append(Bytes::from(format!("o{i}"))).await.unwrap();
+        }
+        assert!(other.publish_snapshot(theirs).await.unwrap());
+        other.truncate(theirs).await.unwrap();
+        for from in [0, revs[2]] {
+            let mut w = seq.watch(from).await.unwrap();
+            let skip = revs.iter().filter(|&&r| r < from).count();
+            let got = take(&mut w, revs.len() - skip).await;
+            assert_eq!(got.iter().map(|(r, _)| *r).collect::<Vec<_>>(), revs[skip..], "watch from {from}");
+            // And on after them, live.
+            let next = seq.append(Bytes::from(format!("live from {from}"))).await.unwrap();
+            assert_eq!(take(&mut w, 1).await[0], (next, Bytes::from(format!("live from {from}"))));
+            revs.push(next);
+        }
+        // The watch that was open all along saw them too.
+        assert_eq!(take(&mut w, 2).await.iter().map(|(r, _)| *r).collect::<Vec<_>>(), revs[5..]);
+        // A cluster with an empty log (its first broker starting) watches from 1.
+        let mut w = empty.watch(1).await.unwrap();
+        let first = empty.append(Bytes::from_static(b"first")).await.unwrap();
+        assert_eq!(take(&mut w, 1).await[0], (first, Bytes::from_static(b"first")));
+
+        // This cluster's own truncation still cuts a watch it left behind.
+        assert!(seq.publish_snapshot(revs[3]).await.unwrap());
+        seq.truncate(revs[3]).await.unwrap();
         let mut w = seq.watch(revs[1]).await.unwrap();
         match tokio::time::timeout(Duration::from_secs(10), w.next()).await {
-            Ok(Some(Err(SequencerError::Compacted { requested, first_available }))) => {
-                assert_eq!(requested, revs[1]);
-                assert_eq!(first_available, revs[3]);
-            }
+            Ok(Some(Err(SequencerError::Compacted { requested, .. }))) => assert_eq!(requested, revs[1]),
             other => panic!("expected Compacted, got {other:?}"),
         }
         assert!(w.next().await.is_none(), "the stream ends after its error");
-        // From the compaction revision on, everything is there.
-        let mut w = seq.watch(revs[3]).await.unwrap();
-        let got = take(&mut w, 2).await;
-        assert_eq!(got.iter().map(|(r, _)| *r).collect::<Vec<_>>(), revs[3..]);
+        let mut w = seq.watch(revs[3] + 1).await.unwrap();
+        assert_eq!(take(&mut w, 1).await[0].0, revs[4]);
     });
 }
 

@@ -71,7 +71,9 @@ pub struct BrokerConfig {
     pub message_max_bytes: usize,
     /// Cap on a batch's decompressed size when it must be decompressed.
     pub max_decompressed_bytes: usize,
-    /// How long a produce waits for an append whose outcome is unknown.
+    /// How long a proposed commit (a produce's object, an admin or group
+    /// change) may take to be applied before its request is answered
+    /// REQUEST_TIMED_OUT: its append may hang, or come back unknown.
     pub request_timeout_ms: u64,
     /// Random, drawn at start: tells this run's commits from earlier runs'.
     pub incarnation: u64,
@@ -184,8 +186,13 @@ pub struct Broker {
     pub(crate) proposals: BTreeMap<u64, Proposal>,
     /// Appends in flight, to the origin seq they carry.
     appends: BTreeMap<AppendId, u64>,
-    /// Timers for appends whose outcome is unknown.
+    /// Each proposal's deadline timer, to its origin seq: a proposal not
+    /// applied within the request timeout of being proposed fails with
+    /// REQUEST_TIMED_OUT, whether its append hangs, came back with an unknown
+    /// outcome, or succeeded but the apply is late.
     append_timeouts: BTreeMap<TimerId, u64>,
+    /// The same timers by origin seq, to forget one when its proposal settles.
+    proposal_timers: BTreeMap<u64, TimerId>,
     /// Revisions our appends got, to the origin seq, until that revision is applied.
     appended_at: BTreeMap<u64, u64>,
     pub(crate) flush: flush::Flusher,
@@ -225,6 +232,7 @@ impl Broker {
             proposals: BTreeMap::new(),
             appends: BTreeMap::new(),
             append_timeouts: BTreeMap::new(),
+            proposal_timers: BTreeMap::new(),
             appended_at: BTreeMap::new(),
             flush: flush::Flusher::default(),
             fetch: fetch::FetchWaits::default(),
@@ -263,7 +271,21 @@ impl Broker {
         let append = self.fresh_id();
         self.appends.insert(append, seq);
         self.proposals.insert(seq, purpose);
+        // Bounded from now: a sequencer that hangs (rather than fails) must not
+        // leave the request unanswered past the request timeout.
+        let timer = self.fresh_id();
+        self.append_timeouts.insert(timer, seq);
+        self.proposal_timers.insert(seq, timer);
+        out.push(Output::SetTimer { timer, at_ms: self.now_ms + self.cfg.request_timeout_ms });
         out.push(Output::Append { append, commit });
+    }
+
+    /// Takes proposal `seq` out of the waiting ones, with its deadline.
+    fn settle_proposal(&mut self, seq: u64) -> Option<Proposal> {
+        if let Some(timer) = self.proposal_timers.remove(&seq) {
+            self.append_timeouts.remove(&timer);
+        }
+        self.proposals.remove(&seq)
     }
 
     /// Feeds one input at time `now_ms`; outputs are appended to `out`.
@@ -356,8 +378,7 @@ impl Broker {
         let touched = touched_partitions(&commit);
         let mine = commit.origin.broker == self.cfg.node_id && commit.origin.incarnation == self.cfg.incarnation;
         if mine {
-            if let Some(purpose) = self.proposals.remove(&commit.origin.seq) {
-                self.append_timeouts.retain(|_, seq| *seq != commit.origin.seq);
+            if let Some(purpose) = self.settle_proposal(commit.origin.seq) {
                 self.on_own_commit_applied(purpose, &commit, applied, out);
             }
         }
@@ -379,7 +400,7 @@ impl Broker {
                 break;
             }
             self.appended_at.remove(&rev);
-            if let Some(purpose) = self.proposals.remove(&seq) {
+            if let Some(purpose) = self.settle_proposal(seq) {
                 self.fail_proposal(purpose, crate::error_code::KAFKA_STORAGE_ERROR, out);
             }
         }
@@ -415,16 +436,12 @@ impl Broker {
                 }
             }
             AppendResult::Failed(_) => {
-                if let Some(purpose) = self.proposals.remove(&seq) {
+                if let Some(purpose) = self.settle_proposal(seq) {
                     self.fail_proposal(purpose, crate::error_code::KAFKA_STORAGE_ERROR, out);
                 }
             }
-            AppendResult::Unknown(_) => {
-                // Maybe appended: wait for the applied stream to tell, up to the timeout.
-                let timer = self.fresh_id();
-                self.append_timeouts.insert(timer, seq);
-                out.push(Output::SetTimer { timer, at_ms: self.now_ms + self.cfg.request_timeout_ms });
-            }
+            // Maybe appended: the applied stream tells, until the proposal's deadline.
+            AppendResult::Unknown(_) => {}
         }
     }
 
@@ -452,8 +469,8 @@ impl Broker {
             self.on_retention_timer(out);
         } else if timer == object_gc::TIMER_OBJECT_GC {
             self.on_object_gc_timer(out);
-        } else if let Some(seq) = self.append_timeouts.remove(&timer) {
-            if let Some(purpose) = self.proposals.remove(&seq) {
+        } else if let Some(&seq) = self.append_timeouts.get(&timer) {
+            if let Some(purpose) = self.settle_proposal(seq) {
                 self.fail_proposal(purpose, crate::error_code::REQUEST_TIMED_OUT, out);
             }
         } else if !self.on_group_timer(timer, out) {

@@ -33,6 +33,11 @@ pub struct Harness {
     pub fail_writes: bool,
     /// Fail every sequencer append (definitely not appended).
     pub fail_appends: bool,
+    /// A hung sequencer: appends neither resolve nor apply until
+    /// [`Harness::release_appends`].
+    pub hold_appends: bool,
+    /// The appends held meanwhile, in order.
+    pub held: Vec<(strata_core::io::AppendId, Bytes)>,
 }
 
 impl Harness {
@@ -52,6 +57,8 @@ impl Harness {
             next_request: 0,
             fail_writes: false,
             fail_appends: false,
+            hold_appends: false,
+            held: Vec::new(),
         }
     }
 
@@ -79,6 +86,7 @@ impl Harness {
                         }
                         queue.insert(0, Input::ObjectWritten { write, result });
                     }
+                    Output::Append { append, commit } if self.hold_appends => self.held.push((append, commit.encode())),
                     Output::Append { append, .. } if self.fail_appends => {
                         queue.insert(0, Input::Appended { append, result: AppendResult::Failed("injected".into()) });
                     }
@@ -117,6 +125,19 @@ impl Harness {
                     }
                 }
             }
+        }
+    }
+
+    /// The hung sequencer recovers: the held appends land in order, each
+    /// resolves with its revision and is applied.
+    pub fn release_appends(&mut self) {
+        self.hold_appends = false;
+        for (append, bytes) in std::mem::take(&mut self.held) {
+            self.log.push(bytes);
+            let revision = self.log.len() as u64;
+            let commit = Commit::decode(self.log[revision as usize - 1].clone()).unwrap();
+            self.feed(Input::Appended { append, result: AppendResult::Ok(revision) });
+            self.feed(Input::Applied { revision, commit });
         }
     }
 
@@ -227,7 +248,12 @@ impl Harness {
     }
 
     pub fn produce(&mut self, topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceResponse {
-        let req = ProduceRequest {
+        let ResponseBody::Produce(p) = self.call(9, Self::produce_request(topic, partition, batch, acks).into()) else { panic!() };
+        p
+    }
+
+    pub fn produce_request(topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceRequest {
+        ProduceRequest {
             acks,
             timeout_ms: 1000,
             topic_data: vec![TopicProduceData {
@@ -236,9 +262,7 @@ impl Harness {
                 ..Default::default()
             }],
             ..Default::default()
-        };
-        let ResponseBody::Produce(p) = self.call(9, req.into()) else { panic!() };
-        p
+        }
     }
 
     pub fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_bytes: i32) -> FetchResponse {

@@ -17,6 +17,12 @@
 //!   breaks (etcd restarted, connection lost) it is re-established from the
 //!   revision after the last one delivered, with backoff, for as long as the
 //!   [`Watch`] is alive: nothing is delivered twice or skipped.
+//! * etcd's compaction is etcd-wide: another cluster's truncation (or an
+//!   operator) compacts this cluster's history too, while its records stay
+//!   as keys. A watch from a compacted revision therefore reads the records
+//!   from their keys and watches on after them; only when this cluster's own
+//!   snapshot covers the revision (its truncation may have deleted records
+//!   from there) does it end with [`SequencerError::Compacted`].
 //! * Membership ([`members`]): leased keys under `/{cluster}/brokers/`.
 //! * Snapshots ([`snapshots`]): the published revision under
 //!   `/{cluster}/snapshot`; truncation deletes log keys and compacts etcd.
@@ -56,6 +62,9 @@ const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest watch response accepted: etcd splits large ones (`fragment`), so
 /// one holds at most about one request's worth of events, or one event.
 const WATCH_MAX_MESSAGE: usize = 64 << 20;
+
+/// Records read per request when a watch catches up from keys after a compaction.
+const CATCH_UP_PAGE: i64 = 64;
 
 /// Pause before re-establishing a broken watch (doubles up to the max).
 const WATCH_MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -301,10 +310,11 @@ impl Sequencer for EtcdSequencer {
 
     fn watch(&self, from: u64) -> impl std::future::Future<Output = Result<Watch, SequencerError>> + Send {
         let client = self.client.watch_client().max_decoding_message_size(WATCH_MAX_MESSAGE);
-        let prefix = self.prefix.clone();
+        let kv = self.client.kv_client().max_decoding_message_size(WATCH_MAX_MESSAGE);
+        let (prefix, snapshot_key) = (self.prefix.clone(), self.snapshot_key.clone());
         async move {
             let (tx, watch) = Watch::channel();
-            tokio::spawn(run_watch(client, prefix, from.max(1), tx));
+            tokio::spawn(run_watch(client, kv, prefix, snapshot_key, from.max(1), tx));
             Ok(watch)
         }
     }
@@ -362,9 +372,16 @@ enum Stopped {
 }
 
 /// Feeds `tx` with every record from revision `next` on, re-establishing the
-/// etcd watch whenever it breaks, until the reader goes away or the start
-/// revision turns out to be compacted.
-async fn run_watch(client: WatchClient, prefix: String, mut next: u64, tx: mpsc::Sender<WatchItem>) {
+/// etcd watch whenever it breaks, until the reader goes away or the records
+/// from `next` on turn out to be truncated behind this cluster's snapshot.
+async fn run_watch(
+    client: WatchClient,
+    mut kv: KvClient,
+    prefix: String,
+    snapshot_key: String,
+    mut next: u64,
+    tx: mpsc::Sender<WatchItem>,
+) {
     let mut backoff = WATCH_MIN_BACKOFF;
     loop {
         let delivered_before = next;
@@ -375,8 +392,22 @@ async fn run_watch(client: WatchClient, prefix: String, mut next: u64, tx: mpsc:
         match stopped {
             Stopped::ReaderGone => return,
             Stopped::Compacted(first_available) => {
-                let _ = tx.send(Err(SequencerError::Compacted { requested: next, first_available })).await;
-                return;
+                let requested = next;
+                match catch_up(&mut kv, &prefix, &snapshot_key, &mut next, &tx).await {
+                    CatchUp::Done => {
+                        tracing::info!(from = requested, to = next, compacted = first_available, "etcd history compacted (etcd-wide); read this log's records from their keys, watching on");
+                        backoff = WATCH_MIN_BACKOFF;
+                        continue;
+                    }
+                    CatchUp::Truncated => {
+                        let _ = tx.send(Err(SequencerError::Compacted { requested, first_available })).await;
+                        return;
+                    }
+                    CatchUp::ReaderGone => return,
+                    CatchUp::Broken(why) => {
+                        tracing::warn!(revision = next, reason = %why, "etcd history compacted and reading the log failed; retrying in {} ms", backoff.as_millis());
+                    }
+                }
             }
             Stopped::Broken(why) => {
                 if next > delivered_before {
@@ -390,6 +421,68 @@ async fn run_watch(client: WatchClient, prefix: String, mut next: u64, tx: mpsc:
             () = tx.closed() => return,
         }
         backoff = (backoff * 2).min(WATCH_MAX_BACKOFF);
+    }
+}
+
+/// How catching up from keys ended.
+enum CatchUp {
+    /// Every record up to the etcd revision read is delivered; watch from `*next`.
+    Done,
+    /// This cluster's published snapshot covers `*next`: records from there
+    /// may be deleted (the reader reloads the snapshot).
+    Truncated,
+    /// The reader dropped the [`Watch`].
+    ReaderGone,
+    /// A read failed: try again.
+    Broken(String),
+}
+
+/// After etcd refused a watch from `*next` as compacted: unless this
+/// cluster's snapshot covers `*next` ([`CatchUp::Truncated`]), every record of
+/// the log from `*next` on is still a key (only truncation behind a snapshot
+/// deletes records, and records are never overwritten), so read them in
+/// revision order, deliver them, and move `*next` past the etcd revision of
+/// the last read, from where a watch carries on.
+async fn catch_up(kv: &mut KvClient, prefix: &str, snapshot_key: &str, next: &mut u64, tx: &mpsc::Sender<WatchItem>) -> CatchUp {
+    loop {
+        let page = GetOptions::new()
+            .with_prefix()
+            .with_min_mod_revision(i64::try_from(*next).unwrap_or(i64::MAX))
+            .with_sort(SortTarget::Mod, SortOrder::Ascend)
+            .with_limit(CATCH_UP_PAGE);
+        // The snapshot in the same read: a truncation cannot slip in between.
+        let txn = Txn::new().and_then([TxnOp::get(prefix, Some(page)), TxnOp::get(snapshot_key, None)]);
+        let resp = match timed("reading the log after a compaction", kv.txn(txn)).await {
+            Ok(r) => r,
+            Err(e) => return CatchUp::Broken(e.to_string()),
+        };
+        let read_at = resp.header().map_or(0, |h| h.revision().max(0) as u64);
+        let mut gets = resp.op_responses().into_iter().filter_map(|r| match r {
+            TxnOpResponse::Get(g) => Some(g),
+            _ => None,
+        });
+        let (Some(records), Some(snapshot)) = (gets.next(), gets.next()) else {
+            return CatchUp::Broken("etcd answered a read without its results".into());
+        };
+        match snapshots::published(snapshot_key, &snapshot) {
+            Ok(Some(published)) if published >= *next => return CatchUp::Truncated,
+            Ok(_) => {}
+            Err(e) => return CatchUp::Broken(e.to_string()),
+        }
+        for record in records.kvs() {
+            let revision = record.mod_revision().max(0) as u64;
+            if revision < *next {
+                continue;
+            }
+            if tx.send(Ok((revision, Bytes::copy_from_slice(record.value())))).await.is_err() {
+                return CatchUp::ReaderGone;
+            }
+            *next = revision + 1;
+        }
+        if !records.more() {
+            *next = (*next).max(read_at + 1);
+            return CatchUp::Done;
+        }
     }
 }
 
