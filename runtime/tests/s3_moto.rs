@@ -72,12 +72,25 @@ fn start_moto() -> Option<Moto> {
 }
 
 /// Creates a bucket (moto does not check signatures, so a bare PUT will do).
+/// A moto_server that has just started listening may drop the first
+/// connection, so a bounded number of tries.
 fn create_bucket(addr: SocketAddr, bucket: &str) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {answer}");
+    let put = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect(addr)?;
+        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer)
+    };
+    let mut last = None;
+    for _ in 0..50 {
+        match put() {
+            Ok(answer) if answer.starts_with("HTTP/1.1 200") => return,
+            other => last = Some(other),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("creating bucket {bucket}: {last:?}");
 }
 
 fn options(addr: SocketAddr) -> StoreOptions {
