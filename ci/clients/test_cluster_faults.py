@@ -112,6 +112,17 @@ def finish(load: Load, follower: Follower, reader, topic: str) -> dict:
     return logs
 
 
+def recovery(load: Load, back_at: float, t0: float, what: str) -> tuple[float, float]:
+    """Seconds from `back_at` (the fault's end) to the first ack, and to acks
+    on every partition; then five more seconds of load."""
+    recovered = load.wait_acks_after(back_at, 60)
+    assert recovered is not None, f"no record was acknowledged within 60 s after {what}"
+    all_parts = load.all_acked_since(back_at, set(range(PARTITIONS)), 60)
+    assert all_parts is not None, f"some partitions got no acknowledgement within 60 s after {what}"
+    run_for(load, max(back_at - t0 + 5.0, time.monotonic() - t0 + 2.0), t0)
+    return recovered, all_parts
+
+
 def summary(load: Load) -> str:
     return (f"client errors: {load.error_summary()}; requests the client timed out: {load.timed_out()}; "
             f"acknowledged without an offset: {load.without_offset()}; produce refused for a full queue: {load.full} times")
@@ -207,11 +218,7 @@ def test_etcd_outage_under_load(cluster, etcd, fault):  # noqa: F811
         else:
             etcd.proc.send_signal(signal.SIGCONT)
     back_at = time.monotonic()
-    recovered = load.wait_acks_after(back_at, 60)
-    assert recovered is not None, "no record was acknowledged within 60 s after etcd came back"
-    all_parts = load.all_acked_since(back_at, set(range(PARTITIONS)), 60)
-    assert all_parts is not None, "some partitions got no acknowledgement within 60 s after etcd came back"
-    run_for(load, max(back_at - t0 + 5.0, time.monotonic() - t0 + 2.0), t0)
+    recovered, all_parts = recovery(load, back_at, t0, "etcd came back")
 
     finish(load, follower, reader, topic)
     for n, b in cluster.items():
@@ -242,11 +249,7 @@ def test_s3_stall_under_load(cluster, moto):  # noqa: F811
     finally:
         moto.proc.send_signal(signal.SIGCONT)
     continued_at = time.monotonic()
-    recovered = load.wait_acks_after(continued_at, 60)
-    assert recovered is not None, "no record was acknowledged within 60 s after the S3 server continued"
-    all_parts = load.all_acked_since(continued_at, set(range(PARTITIONS)), 60)
-    assert all_parts is not None, "some partitions got no acknowledgement within 60 s after the S3 server continued"
-    run_for(load, max(continued_at - t0 + 5.0, time.monotonic() - t0 + 2.0), t0)
+    recovered, all_parts = recovery(load, continued_at, t0, "the S3 server continued")
 
     finish(load, follower, reader, topic)
     for n, b in cluster.items():

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use strata_proto::messages::{MetadataRequest, ProduceRequest};
+use strata_proto::messages::MetadataRequest;
 use strata_proto::{RequestBody, ResponseBody};
 use strata_runtime::cli::ServeArgs;
 use strata_runtime::grpc::proto::admin_client::AdminClient;
@@ -90,25 +89,6 @@ async fn fetch_some(conn: &mut TcpStream, topic: &str, partition: i32, offset: i
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     records
-}
-
-/// Produces one batch with acks=-1; returns the partition's (error code, base offset).
-async fn produce_raw(s: &mut TcpStream, correlation_id: i32, topic: &str, partition: i32, values: &[&str]) -> (i16, i64) {
-    let body = ProduceRequest {
-        acks: -1,
-        timeout_ms: 10_000,
-        topic_data: vec![TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![PartitionProduceData { index: partition, records: Some(batch(values)) }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let ResponseBody::Produce(r) = call(s, correlation_id, PRODUCE_V, RequestBody::Produce(body)).await else {
-        panic!("not Produce")
-    };
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
 }
 
 #[tokio::test]

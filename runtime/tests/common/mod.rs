@@ -90,6 +90,13 @@ pub async fn produce(s: &mut TcpStream, correlation_id: i32, topic: &str, values
 
 /// Produces one batch to `partition` with acks=-1; returns the base offset.
 pub async fn produce_to(s: &mut TcpStream, correlation_id: i32, topic: &str, partition: i32, values: &[&str]) -> i64 {
+    let (error_code, base_offset) = produce_raw(s, correlation_id, topic, partition, values).await;
+    assert_eq!(error_code, 0, "produce error {error_code} on {topic}-{partition}");
+    base_offset
+}
+
+/// Produces one batch with acks=-1; returns the partition's (error code, base offset).
+pub async fn produce_raw(s: &mut TcpStream, correlation_id: i32, topic: &str, partition: i32, values: &[&str]) -> (i16, i64) {
     let body = ProduceRequest {
         acks: -1,
         timeout_ms: 10_000,
@@ -104,8 +111,7 @@ pub async fn produce_to(s: &mut TcpStream, correlation_id: i32, topic: &str, par
         panic!("not Produce")
     };
     let p = &r.responses[0].partition_responses[0];
-    assert_eq!(p.error_code, 0, "produce error: {p:?}");
-    p.base_offset
+    (p.error_code, p.base_offset)
 }
 
 /// Fetches partition 0 of `topic` from `offset`; returns (offset, value) of every record.
