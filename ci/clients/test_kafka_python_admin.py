@@ -85,3 +85,40 @@ def test_cluster_log_dirs_producers_and_topic_partitions(bootstrap, broker, topi
         assert all(p["leader_id"] == node["broker_id"] for p in t["partitions"]), t
     finally:
         admin.close()
+
+
+def test_idle_producer_ids_expire(new_broker, topic):
+    """producer.id.expiration.ms: an idempotent producer's state goes once its
+    last batch is older than that (here 2 s, swept every 0.5 s), and a later
+    producer is served as ever."""
+    from kafka import KafkaProducer, TopicPartition
+
+    b = new_broker(args=["--config", "producer.id.expiration.ms=2000",
+                         "--config", "log.retention.check.interval.ms=500"], name="expiry").start()
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=15000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        tp = TopicPartition(topic, 0)
+
+        def producer_ids() -> set[int]:
+            return {p.producer_id for p in admin.describe_producers([tp])[tp].active_producers}
+
+        def produce(n: int) -> None:
+            producer = KafkaProducer(bootstrap_servers=b.bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+            for _ in range(n):
+                producer.send(topic, value=b"x", partition=0)
+            producer.flush(15)
+            producer.close(10)
+
+        produce(10)
+        first = producer_ids()
+        assert len(first) == 1, first
+        deadline = time.monotonic() + 30
+        while producer_ids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert producer_ids() == set(), "the idle producer's state was not expired within 30 s"
+        produce(5)
+        second = producer_ids()
+        assert len(second) == 1 and second != first, (first, second)
+    finally:
+        admin.close()
