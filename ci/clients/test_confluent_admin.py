@@ -318,3 +318,26 @@ def test_log_append_time_topic(admin, bootstrap, topic):
         assert {ts for _, ts in got} == {ts for _, _, (_, ts) in reports}, (got, reports)
     finally:
         c.close()
+
+
+def test_dynamic_flush_ms_takes_effect(new_broker, topic):
+    """strata.flush.ms altered as a dynamic broker config (this node's) changes
+    when the broker writes objects: a broker started with a 10-minute
+    flush.ms (and no idle flush) answers a produce within seconds once the
+    config says 5 ms."""
+    b = new_broker(args=["--flush-when-idle", "false", "--flush-ms", "600000"], name="flushms").start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap, "socket.timeout.ms": 10000})
+    create(admin, topic, partitions=1)
+    node = str(next(iter(admin.list_topics(timeout=TIMEOUT).brokers)))
+    res = ConfigResource(ResourceType.BROKER, node, incremental_configs=[
+        ConfigEntry("strata.flush.ms", "5", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([res])[res].result(timeout=TIMEOUT)
+    mine = ConfigResource(ResourceType.BROKER, node)
+    entry = admin.describe_configs([mine])[mine].result(timeout=TIMEOUT)["strata.flush.ms"]
+    assert (entry.value, entry.source) == ("5", ConfigSource.DYNAMIC_BROKER_CONFIG.value), entry
+
+    acked = []
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "message.timeout.ms": 60000})
+    p.produce(topic, value=b"soon", partition=0, on_delivery=lambda err, m: acked.append((err, m.offset())))
+    assert p.flush(30) == 0, "not acknowledged within 30 s: the 10-minute flush.ms is still in force"
+    assert acked == [(None, 0)], acked
