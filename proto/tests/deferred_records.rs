@@ -62,3 +62,27 @@ fn responses_without_records_are_unchanged() {
     assert!(encode_response_frame_deferred(&mut buf, 1, 9, &body).unwrap().is_empty());
     assert_eq!(buf, plain);
 }
+
+#[test]
+fn deferred_produce_requests_splice_back_to_the_plain_encoding() {
+    use strata_proto::codec::header::{Request, RequestHeader};
+    use strata_proto::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use strata_proto::messages::{ApiKey, ProduceRequest};
+    let partition_data = vec![
+        PartitionProduceData { index: 0, records: Some(Bytes::from(vec![5; DEFER_MIN_RECORDS * 2])) },
+        PartitionProduceData { index: 1, records: Some(Bytes::from(vec![6; 10])) },
+    ];
+    let topics = vec![TopicProduceData { name: "t".into(), partition_data, ..Default::default() }];
+    let body: strata_proto::RequestBody = ProduceRequest { acks: -1, timeout_ms: 30_000, topic_data: topics, ..Default::default() }.into();
+    let (lo, hi) = ProduceRequest::VERSIONS;
+    for v in lo..=hi {
+        let header = RequestHeader { api_key: ApiKey::Produce as i16, api_version: v, correlation_id: 9, client_id: Some("c".into()) };
+        let request = Request { header, body: body.clone() };
+        let mut plain = BytesMut::new();
+        request.encode_frame(&mut plain).unwrap();
+        let mut buf = BytesMut::new();
+        let chunks = request.encode_frame_deferred(&mut buf).unwrap();
+        assert_eq!(chunks.len(), 1, "v{v}: only the large records are left out");
+        assert_eq!(splice(&buf, &chunks), &plain[..], "v{v}");
+    }
+}

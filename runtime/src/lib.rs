@@ -11,6 +11,7 @@ pub mod admin_cli;
 pub mod bench;
 pub mod cli;
 pub mod compat;
+pub mod frame_write;
 #[cfg(not(madsim))]
 pub mod grpc;
 pub mod sequencer;

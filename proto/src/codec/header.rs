@@ -166,6 +166,20 @@ impl Request {
         self.body.encode(w, self.header.api_version)?;
         end_frame(w, at)
     }
+
+    /// Like [`encode_frame`](Self::encode_frame), but large records fields
+    /// (produce data) are left out of `w`, as [`encode_response_frame_deferred`] does.
+    pub fn encode_frame_deferred(&self, w: &mut BytesMut) -> Result<Vec<(usize, Bytes)>, EncodeError> {
+        let at = begin_frame(w);
+        let key = self.body.api_key();
+        let (encoded, records) = wire::with_deferred_records(w, |w| {
+            self.header.encode(w, request_header_version(key, self.header.api_version))?;
+            self.body.encode(w, self.header.api_version)
+        });
+        encoded?;
+        end_frame_with(w, at, records.iter().map(|(_, b)| b.len()).sum())?;
+        Ok(records)
+    }
 }
 
 /// Encodes a response frame (size prefix, header, body) for a request of

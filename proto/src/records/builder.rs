@@ -30,7 +30,13 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// A builder for a batch compressed with `compression`, base offset 0, no producer id.
     pub fn new(compression: Compression) -> BatchBuilder {
-        let mut records = BytesMut::new();
+        Self::with_capacity(compression, 0)
+    }
+
+    /// Like [`new`](Self::new), with room for `capacity` bytes of batch
+    /// reserved up front, so that filling it does not grow (and copy) it.
+    pub fn with_capacity(compression: Compression, capacity: usize) -> BatchBuilder {
+        let mut records = BytesMut::with_capacity(capacity.max(HEADER_SIZE));
         if compression == Compression::None {
             records.resize(HEADER_SIZE, 0);
         }

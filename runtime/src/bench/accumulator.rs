@@ -237,7 +237,8 @@ impl Accumulator {
                 last.closed = true;
             }
             q.push_back(QueuedBatch {
-                body: Body::Open(BatchBuilder::new(compression)),
+                // A whole batch.size up front, as Java's buffer pool hands out.
+                body: Body::Open(BatchBuilder::with_capacity(compression, batch_size.max(HEADER_SIZE + record_estimate))),
                 created: now,
                 not_before: None,
                 records: 0,

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::compat::OwnedWriteHalf;
+use crate::frame_write::write_all_parts;
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -349,31 +350,26 @@ impl Connection {
         Err(ClientError::ApiVersions { addr: self.shared.addr.clone(), code: UNSUPPORTED_VERSION })
     }
 
-    fn encode(&self, body: RequestBody, version: i16) -> Result<(i32, ApiKey, BytesMut), ClientError> {
+    /// The request's frame, with its large records left out (sent from their
+    /// own buffers, as a client's batches are, not copied into the frame).
+    fn encode(&self, body: RequestBody, version: i16) -> Result<(i32, ApiKey, BytesMut, Vec<(usize, Bytes)>), ClientError> {
         let api = body.api_key();
         let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let request = Request {
             header: RequestHeader { api_key: api as i16, api_version: version, correlation_id, client_id: self.client_id.clone() },
             body,
         };
-        // Sized for the records a produce carries, so it is not grown step by step.
-        let records: usize = match &request.body {
-            RequestBody::Produce(p) => {
-                p.topic_data.iter().flat_map(|t| &t.partition_data).map(|d| d.records.as_ref().map_or(0, |r| r.len())).sum()
-            }
-            _ => 0,
-        };
-        let mut buf = BytesMut::with_capacity(records + 1024);
-        request
-            .encode_frame(&mut buf)
+        let mut buf = BytesMut::with_capacity(1024);
+        let records = request
+            .encode_frame_deferred(&mut buf)
             .map_err(|e| ClientError::Encode { api: api.name(), version, reason: e.to_string() })?;
-        Ok((correlation_id, api, buf))
+        Ok((correlation_id, api, buf, records))
     }
 
-    async fn write(&self, buf: &[u8]) -> Result<(), ClientError> {
+    async fn write(&self, buf: &[u8], records: &[(usize, Bytes)]) -> Result<(), ClientError> {
         let mut w = self.writer.lock().await;
         // flush: a no-op on a real socket; madsim's stream sends on flush.
-        let written = match w.write_all(buf).await {
+        let written = match write_all_parts(&mut *w, buf, records).await {
             Ok(()) => w.flush().await,
             Err(e) => Err(e),
         };
@@ -387,7 +383,7 @@ impl Connection {
 
     async fn send_with(&self, body: RequestBody, version: i16, reply: Option<Reply>) -> Result<(i32, Instant), ClientError> {
         self.shared.check_open()?;
-        let (correlation_id, api, buf) = self.encode(body, version)?;
+        let (correlation_id, api, buf, records) = self.encode(body, version)?;
         if let Some(reply) = reply {
             self.shared
                 .pending
@@ -396,7 +392,7 @@ impl Connection {
                 .insert(correlation_id, PendingEntry { api, version, reply });
         }
         let sent_at = Instant::now();
-        self.write(&buf).await?;
+        self.write(&buf, &records).await?;
         Ok((correlation_id, sent_at))
     }
 
