@@ -88,7 +88,7 @@ pub enum Output {
     /// runtime moves past it in its response order.
     NoResponse { conn: ConnId, request: u64 },
     /// Write `bytes` to the object store at `key`, create-only.
-    WriteObject { write: WriteId, key: String, bytes: Bytes },
+    WriteObject { write: WriteId, key: String, bytes: crate::object::parts::ObjectParts },
     /// Append `commit` to the sequencer.
     Append { append: AppendId, commit: Commit },
     /// Read `range` of the object at `key`.

@@ -123,11 +123,10 @@ impl Broker {
         for (si, slot) in reading.slots.iter_mut().enumerate() {
             let mut from_store = false;
             for (gi, seg) in slot.segments.iter_mut().enumerate() {
-                if let Some(obj) = self.flush.recent_object(&seg.key) {
-                    if seg.range.end <= obj.len() as u64 {
-                        seg.data = Some(obj.slice(seg.range.start as usize..seg.range.end as usize));
-                        continue;
-                    }
+                let in_memory = self.flush.recent_object(&seg.key).and_then(|obj| obj.slice(seg.range.clone()));
+                if let Some(data) = in_memory {
+                    seg.data = Some(data);
+                    continue;
                 }
                 let read = self.next_read();
                 self.fetch.reads.insert(read, (id, si, gi));

@@ -16,6 +16,7 @@ use crate::log::apply::BatchOutcome;
 use crate::log::commit::{BatchEntry, Commit, CommitBody, PartitionEntry};
 use crate::object::format::{write_footer, FooterRow};
 use crate::object::key::object_key;
+use crate::object::parts::ObjectParts;
 
 /// Where a batch's verdict goes: a partition of a waiting produce request.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +61,7 @@ struct Flush {
     proposed: bool,
     entries: Vec<PartitionEntry>,
     waiters: Vec<Vec<Option<Waiter>>>,
-    bytes: Bytes,
+    bytes: ObjectParts,
 }
 
 /// Open object, flushes in flight, and waiting produce requests.
@@ -75,7 +76,7 @@ pub(crate) struct Flusher {
     next_flush: u64,
     pub pending: BTreeMap<ReqKey, PendingProduce>,
     /// Recently committed objects of ours, served to fetches from memory.
-    recent: VecDeque<(String, Bytes)>,
+    recent: VecDeque<(String, ObjectParts)>,
     recent_bytes: usize,
     /// Objects committed and failed since start (the admin status).
     committed: u64,
@@ -108,7 +109,7 @@ impl Flusher {
     }
 
     /// An own object still in memory, by key.
-    pub fn recent_object(&self, key: &str) -> Option<&Bytes> {
+    pub fn recent_object(&self, key: &str) -> Option<&ObjectParts> {
         self.recent.iter().find(|(k, _)| k == key).map(|(_, b)| b)
     }
 }
@@ -129,7 +130,7 @@ impl Broker {
 
     /// An object this broker wrote and still holds in memory, by key (what
     /// the runtime serves to peers, so their tail reads skip the object store).
-    pub fn recent_object(&self, key: &str) -> Option<&Bytes> {
+    pub fn recent_object(&self, key: &str) -> Option<&ObjectParts> {
         self.flush.recent_object(key)
     }
 
@@ -203,37 +204,42 @@ impl Broker {
             return;
         }
         let open = std::mem::take(&mut self.flush.open);
-        let size_hint = self.flush.open_bytes;
+        let batch_count: usize = open.values().map(Vec::len).sum();
         self.flush.open_bytes = 0;
         self.flush.open_commit_bytes = 0;
         self.flush.open_since = None;
 
-        let mut bytes = BytesMut::with_capacity(size_hint + 64 * (open.len() + 1));
+        // The batches are laid out as they arrived, not copied together.
+        let mut parts: Vec<Bytes> = Vec::with_capacity(batch_count + 1);
+        let mut position = 0u64;
         let mut entries = Vec::with_capacity(open.len());
         let mut waiters = Vec::with_capacity(open.len());
         let mut rows = Vec::with_capacity(open.len());
         for ((topic_id, partition), batches) in open {
-            let start = bytes.len() as u64;
+            let start = position;
             let mut entry = PartitionEntry { topic_id, partition, batches: Vec::with_capacity(batches.len()) };
             let mut ws = Vec::with_capacity(batches.len());
             let mut row = FooterRow { topic_id, partition, position: start, length: 0, record_count: 0, batch_count: 0, max_timestamp: -1 };
             for b in batches {
                 let mut e = b.entry;
-                e.position = bytes.len() as u64;
-                bytes.extend_from_slice(&b.data);
+                e.position = position;
+                position += b.data.len() as u64;
+                parts.push(b.data);
                 row.record_count += u64::from(e.record_count);
                 row.batch_count += 1;
                 row.max_timestamp = row.max_timestamp.max(e.max_timestamp);
                 entry.batches.push(e);
                 ws.push(b.waiter);
             }
-            row.length = bytes.len() as u64 - start;
+            row.length = position - start;
             rows.push(row);
             entries.push(entry);
             waiters.push(ws);
         }
-        write_footer(&mut bytes, &rows);
-        let bytes = bytes.freeze();
+        let mut footer = BytesMut::with_capacity(64 * (rows.len() + 1));
+        write_footer(&mut footer, &rows);
+        parts.push(footer.freeze());
+        let bytes = ObjectParts::new(parts);
         let id = self.flush.next_flush;
         self.flush.next_flush += 1;
         let write = self.next_write();

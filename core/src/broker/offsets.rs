@@ -122,8 +122,7 @@ impl Broker {
             let in_memory = self
                 .flush
                 .recent_object(&lookup.batch.object)
-                .filter(|o| lookup.batch.range.end <= o.len() as u64)
-                .map(|o| o.slice(lookup.batch.range.start as usize..lookup.batch.range.end as usize));
+                .and_then(|o| o.slice(lookup.batch.range.clone()));
             match in_memory {
                 Some(bytes) => self.settle_lookup(&mut pending.response, &lookup, Ok(bytes)),
                 None => {

@@ -82,7 +82,7 @@ impl Harness {
                         let result = if self.fail_writes { Err("injected".to_string()) } else { Ok(()) };
                         if result.is_ok() {
                             self.written_at.insert(key.clone(), self.now);
-                            self.objects.insert(key, bytes);
+                            self.objects.insert(key, bytes.to_bytes());
                         }
                         queue.insert(0, Input::ObjectWritten { write, result });
                     }

@@ -106,9 +106,5 @@ pub enum PeerReadRefusal {
 pub fn read_recent(broker: &Broker, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, PeerReadRefusal> {
     let object = broker.recent_object(key).ok_or(PeerReadRefusal::NotHeld)?;
     let size = object.len() as u64;
-    if range.start > range.end || range.end > size {
-        return Err(PeerReadRefusal::OutOfRange { start: range.start, end: range.end, size });
-    }
-    // Within the object's length, so both fit in usize.
-    Ok(object.slice(range.start as usize..range.end as usize))
+    object.slice(range.clone()).ok_or(PeerReadRefusal::OutOfRange { start: range.start, end: range.end, size })
 }

@@ -14,6 +14,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use object_store::PutPayload;
 use strata_core::broker::Broker;
 use strata_core::io::{AppendId, AppendResult, ConnId, Input, Output, ReadId};
 use strata_core::log::state::LogState;
@@ -377,7 +378,7 @@ impl Driver {
                 tokio::spawn(async move {
                     let size = bytes.len();
                     let started = Instant::now();
-                    let result = match tokio::time::timeout(limit, store.put_create(&key, bytes)).await {
+                    let result = match tokio::time::timeout(limit, store.put_create(&key, PutPayload::from_iter(bytes.parts().iter().cloned()))).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err(format!("writing object {key} timed out after {} ms", limit.as_millis())),

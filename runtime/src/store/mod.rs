@@ -3,7 +3,7 @@
 //! The seam is the `object_store` crate's [`ObjectStore`] trait: every store
 //! the broker can use implements it — [`LocalDirStore`] (`file://`, a local
 //! directory written with the fewest syncs that make an object durable),
-//! `object_store`'s `InMemory` (`memory://`), its `AmazonS3` (`s3://`, in real
+//! [`MemoryStore`] (`memory://`, objects kept in the pieces they were put with), its `AmazonS3` (`s3://`, in real
 //! builds; not under the simulator) and the simulator's store.
 //! [`ObjectStoreBackend`] wraps any of them as the two operations the broker
 //! needs — a create-only put and an exact ranged read — with typed errors.
@@ -11,6 +11,7 @@
 
 mod cache;
 mod local;
+mod memory;
 #[cfg(not(madsim))]
 mod s3;
 
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use strata_core::io::ListedObject;
-use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
@@ -31,6 +31,7 @@ pub use cache::BlockCache;
 /// The most objects one listing returns: a bound on the memory a pass takes.
 pub const MAX_LISTED: usize = 1_000_000;
 pub use local::LocalDirStore;
+pub use memory::MemoryStore;
 
 /// How many bytes of the objects it wrote last a local directory leaves in the
 /// OS page cache, unless told otherwise (`strata serve --page-cache-bytes`).
@@ -265,7 +266,7 @@ impl ObjectStoreBackend {
 
     /// An in-memory store (tests).
     pub fn memory() -> Self {
-        Self::new(Arc::new(InMemory::new()), "memory://")
+        Self::new(Arc::new(MemoryStore::new()), "memory://")
     }
 
     /// The store itself, for everything beyond puts and ranged reads.
@@ -273,12 +274,13 @@ impl ObjectStoreBackend {
         &self.store
     }
 
-    /// Writes `bytes` at `key` unless an object is already there
-    /// ([`StoreError::AlreadyExists`] then). Resolves once the object is durable.
-    pub async fn put_create(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+    /// Writes `bytes` (one buffer, or the pieces of an object) at `key` unless
+    /// an object is already there ([`StoreError::AlreadyExists`] then).
+    /// Resolves once the object is durable.
+    pub async fn put_create(&self, key: &str, bytes: impl Into<PutPayload>) -> Result<(), StoreError> {
         let path = object_path(key)?;
         self.store
-            .put_opts(&path, PutPayload::from(bytes), PutMode::Create.into())
+            .put_opts(&path, bytes.into(), PutMode::Create.into())
             .await
             .map(|_| ())
             .map_err(|e| map_error(key, e))
