@@ -292,8 +292,8 @@ impl Broker {
     pub fn handle(&mut self, now_ms: u64, input: Input, out: &mut Vec<Output>) {
         self.now_ms = self.now_ms.max(now_ms);
         match input {
-            Input::Request { conn, request, header, body, size: _ } => {
-                self.on_request(ReqKey { conn, request }, header, body, out)
+            Input::Request { conn, request, header, body, size } => {
+                self.on_request(ReqKey { conn, request }, header, body, size, out)
             }
             Input::Applied { revision, commit } => self.on_applied(revision, commit, out),
             Input::ObjectWritten { write, result } => self.on_object_written(write, result, out),
@@ -324,7 +324,7 @@ impl Broker {
         }
     }
 
-    fn on_request(&mut self, key: ReqKey, header: RequestHeader, body: RequestBody, out: &mut Vec<Output>) {
+    fn on_request(&mut self, key: ReqKey, header: RequestHeader, body: RequestBody, size: usize, out: &mut Vec<Output>) {
         let req = ReqInfo { key, correlation_id: header.correlation_id, api_version: header.api_version };
         match body {
             RequestBody::ApiVersions(_) => {
@@ -332,7 +332,7 @@ impl Broker {
                 respond(out, &req, body);
             }
             RequestBody::Metadata(m) => self.on_metadata(req, m, out),
-            RequestBody::Produce(p) => self.on_produce(req, p, out),
+            RequestBody::Produce(p) => self.on_produce(req, p, size, out),
             RequestBody::Fetch(f) => self.on_fetch(req, f, out),
             RequestBody::ListOffsets(l) => self.on_list_offsets(req, l, out),
             RequestBody::InitProducerId(i) => self.on_init_producer_id(req, i, out),

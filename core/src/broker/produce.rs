@@ -41,7 +41,9 @@ fn records_error(e: &RecordsError) -> i16 {
 }
 
 impl Broker {
-    pub(crate) fn on_produce(&mut self, info: ReqInfo, p: ProduceRequest, out: &mut Vec<Output>) {
+    /// `frame_bytes`: the size of the request as read, which the batches'
+    /// buffers share.
+    pub(crate) fn on_produce(&mut self, info: ReqInfo, p: ProduceRequest, frame_bytes: usize, out: &mut Vec<Output>) {
         let v = info.api_version;
         let acks = p.acks;
         let mut response = ProduceResponse::default();
@@ -90,8 +92,18 @@ impl Broker {
             response.responses.push(tr);
         }
 
+        // The batches are slices of the request's buffer, and an object keeps
+        // them (and so all of it) alive while it is written and held for
+        // tail reads. When they are less than half of it (the rest refused,
+        // or padding), they are copied out, so that memory held is at most
+        // twice the bytes accounted for.
+        let kept: usize = to_buffer.iter().map(|(_, _, v, _)| v.data.len()).sum();
+        let copy_out = kept.saturating_mul(2) < frame_bytes;
         let track = acks != 0 && !waiting.is_empty();
-        for (id, partition, valid, (ti, pi)) in to_buffer {
+        for (id, partition, mut valid, (ti, pi)) in to_buffer {
+            if copy_out {
+                valid.data = Bytes::copy_from_slice(&valid.data);
+            }
             let waiter = track.then_some(Waiter { req: info.key, topic: ti, partition: pi });
             self.buffer_batch(id, partition, valid.data, valid.entry, waiter, out);
         }
