@@ -199,10 +199,11 @@ pub struct ServeArgs {
     /// With --flush-when-idle: how many object writes may be in flight before
     /// what arrives waits for one to finish. 1 gathers the most per object;
     /// 2 starts a batch's write without waiting out the one ahead of it
-    /// (lower tail latency, more objects under moderate load). Commits are
-    /// appended in flush order either way.
-    #[arg(long, env = "STRATA_FLUSH_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
-    pub flush_concurrency: u64,
+    /// (lower produce and end-to-end latency, more objects under moderate
+    /// load). Commits are appended in flush order either way. Default: 1 on
+    /// s3:// (fewer PUTs), 2 on a local directory or memory://.
+    #[arg(long, env = "STRATA_FLUSH_CONCURRENCY", value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub flush_concurrency: Option<u64>,
 
     /// Create a topic when a client asks Metadata for one that does not exist
     /// (Kafka's auto.create.topics.enable).
@@ -358,8 +359,16 @@ impl ServeArgs {
 impl ServeArgs {
     /// --flush-bytes, or its default for the object store in use.
     pub fn flush_bytes(&self) -> u64 {
-        let on_s3 = self.objects.as_deref().is_some_and(|url| url.starts_with("s3://"));
-        self.flush_bytes.unwrap_or(if on_s3 { 16 * MIB } else { 4 * MIB })
+        self.flush_bytes.unwrap_or(if self.on_s3() { 16 * MIB } else { 4 * MIB })
+    }
+
+    /// `--flush-concurrency`, or its default for the object store.
+    pub fn flush_concurrency(&self) -> u64 {
+        self.flush_concurrency.unwrap_or(if self.on_s3() { 1 } else { 2 })
+    }
+
+    fn on_s3(&self) -> bool {
+        self.objects.as_deref().is_some_and(|url| url.starts_with("s3://"))
     }
 
     /// The object-store settings these flags give.
@@ -455,8 +464,12 @@ mod tests {
         // Bigger objects on S3 (PUTs per GiB), unless the flag says otherwise.
         assert_eq!(a.flush_bytes(), 16 * MIB);
         assert_eq!(ServeArgs::defaults().flush_bytes(), 4 * MIB);
-        let cli = Cli::parse_from(["strata", "serve", "--objects", "s3://b", "--flush-bytes", "1000"]);
+        // One object write at a time on S3 (PUTs again), two elsewhere.
+        assert_eq!(a.flush_concurrency(), 1);
+        assert_eq!(ServeArgs::defaults().flush_concurrency(), 2);
+        let cli = Cli::parse_from(["strata", "serve", "--objects", "s3://b", "--flush-bytes", "1000", "--flush-concurrency", "3"]);
         let Command::Serve(a) = cli.command else { panic!("parsed `serve`") };
         assert_eq!(a.flush_bytes(), 1000);
+        assert_eq!(a.flush_concurrency(), 3);
     }
 }

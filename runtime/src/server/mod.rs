@@ -96,7 +96,7 @@ impl ServerConfig {
             flush_bytes: usize::try_from(args.flush_bytes()).unwrap_or(usize::MAX),
             flush_ms: args.flush_ms,
             flush_when_idle: args.flush_when_idle,
-            flush_concurrency: args.flush_concurrency as usize,
+            flush_concurrency: args.flush_concurrency() as usize,
             auto_create_topics: args.auto_create_topics,
             default_partitions: args.default_partitions,
             message_max_bytes: args.message_max_bytes,
