@@ -25,7 +25,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +35,8 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
+
+use crate::frame_write::Pieces;
 use object_store::{
     CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
@@ -236,32 +238,15 @@ fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Most pieces handed to one `writev` (below every system's IOV_MAX).
-const MAX_IOV: usize = 64;
-
 /// Writes every piece of `parts`, in order, with vectored writes.
 fn write_all_parts(file: &mut File, parts: &[Bytes]) -> std::io::Result<()> {
-    let (mut i, mut off) = (0usize, 0usize);
-    while i < parts.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[i][off..]))
-            .chain(parts[i + 1..].iter().take(MAX_IOV - 1).map(|p| IoSlice::new(p)))
-            .collect();
-        let mut n = match file.write_vectored(&slices) {
-            Ok(0) if slices.iter().any(|s| !s.is_empty()) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+    let mut pieces = Pieces::new(parts);
+    while !pieces.done() {
+        match file.write_vectored(&pieces.slices()) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => pieces.advance(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
-        };
-        // Step past what was written: whole pieces, then into the next one.
-        while i < parts.len() {
-            let left = parts[i].len() - off;
-            if n < left {
-                off += n;
-                break;
-            }
-            n -= left;
-            i += 1;
-            off = 0;
         }
     }
     Ok(())
