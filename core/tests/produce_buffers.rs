@@ -78,3 +78,23 @@ fn a_small_batch_in_a_large_request_is_copied_out_of_it() {
     assert!(!shares(&object, &frame), "the object would keep the whole 1 MiB request alive");
     assert_eq!(object.slice(0..records.len() as u64).unwrap(), records);
 }
+
+#[test]
+fn a_tail_fetch_across_the_pieces_of_an_object_in_memory_gets_every_batch_at_its_offset() {
+    // Three produces gathered into one object (flush_ms), each batch its own piece.
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let sent: Vec<u64> = [&["a", "b"][..], &["c"], &["d", "e", "f"]]
+        .iter()
+        .map(|values| h.send(9, Harness::produce_request("t", 0, batch(values, None), -1).into()))
+        .collect();
+    h.advance(10);
+    for r in sent {
+        assert!(h.take(r).is_some(), "produce {r} answered");
+    }
+    assert_eq!(h.objects.len(), 1, "one object holds the three batches");
+    let want: Vec<(i64, String)> = ["a", "b", "c", "d", "e", "f"].iter().enumerate().map(|(i, v)| (i as i64, v.to_string())).collect();
+    assert_eq!(common::records_of(&h.fetch("t", 0, 0, 1 << 20)), want);
+    // From the second batch on: its offsets, not the producer's zero-based ones.
+    assert_eq!(common::records_of(&h.fetch("t", 0, 2, 1 << 20)), want[2..]);
+}

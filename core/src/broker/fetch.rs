@@ -22,7 +22,9 @@ struct Segment {
     key: std::sync::Arc<str>,
     range: std::ops::Range<u64>,
     base_offset: i64,
-    data: Option<Bytes>,
+    /// The segment's bytes once read: one buffer from the store, or slices
+    /// of the pieces of an object held in memory.
+    data: Option<Vec<Bytes>>,
     failed: bool,
 }
 
@@ -123,7 +125,7 @@ impl Broker {
         for (si, slot) in reading.slots.iter_mut().enumerate() {
             let mut from_store = false;
             for (gi, seg) in slot.segments.iter_mut().enumerate() {
-                let in_memory = self.flush.recent_object(&seg.key).and_then(|obj| obj.slice(seg.range.clone()));
+                let in_memory = self.flush.recent_object(&seg.key).and_then(|obj| obj.pieces_of(seg.range.clone()));
                 if let Some(data) = in_memory {
                     seg.data = Some(data);
                     continue;
@@ -233,7 +235,7 @@ impl Broker {
         let Some(r) = self.fetch.reading.get_mut(&id) else { return };
         if let Some(seg) = r.slots.get_mut(si).and_then(|s| s.segments.get_mut(gi)) {
             match result {
-                Ok(b) if b.len() as u64 == seg.range.end - seg.range.start => seg.data = Some(b),
+                Ok(b) if b.len() as u64 == seg.range.end - seg.range.start => seg.data = Some(vec![b]),
                 _ => seg.failed = true,
             }
         }
@@ -321,13 +323,15 @@ fn finish(r: Reading, out: &mut Vec<Output>) {
         if slot.segments.iter().any(|s| s.failed) {
             data.error_code = ec::KAFKA_STORAGE_ERROR;
         } else if !slot.segments.is_empty() {
-            let len: usize = slot.segments.iter().map(|s| s.data.as_ref().map_or(0, Bytes::len)).sum();
+            let len: usize = slot.segments.iter().flat_map(|s| s.data.iter().flatten()).map(Bytes::len).sum();
             let mut buf = BytesMut::with_capacity(len);
             let mut ok = true;
             for seg in &slot.segments {
-                let Some(d) = &seg.data else { continue };
+                let Some(pieces) = &seg.data else { continue };
                 let at = buf.len();
-                buf.extend_from_slice(d);
+                for d in pieces {
+                    buf.extend_from_slice(d);
+                }
                 // The object holds the producer's bytes; the apply decided the offsets.
                 if assign_offsets(&mut buf[at..], seg.base_offset, Some(0)).is_err() {
                     ok = false;

@@ -51,34 +51,40 @@ impl ObjectParts {
         &self.inner.parts
     }
 
-    /// The bytes of `range`, or `None` if it is not inside the object. A range
-    /// within one piece is shared with it, not copied; one across pieces is
-    /// copied together.
-    pub fn slice(&self, range: Range<u64>) -> Option<Bytes> {
+    /// The bytes of `range` as slices of the pieces (nothing copied), or
+    /// `None` if it is not inside the object. An empty range has no slices.
+    pub fn pieces_of(&self, range: Range<u64>) -> Option<Vec<Bytes>> {
         let range = usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?;
         if range.start > range.end || range.end > self.len() {
             return None;
         }
-        if range.is_empty() {
-            return Some(Bytes::new());
-        }
         let Inner { parts, ends } = &*self.inner;
         // The piece holding the range's first byte: the first that ends after it.
         let first = ends.partition_point(|&end| end <= range.start);
-        let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
-        if range.end <= ends[first] {
-            let at = start_of(first);
-            return Some(parts[first].slice(range.start - at..range.end - at));
-        }
-        let mut out = BytesMut::with_capacity(range.len());
+        let mut out = Vec::new();
         for (i, part) in parts.iter().enumerate().skip(first) {
-            let at = start_of(i);
+            let at = if i == 0 { 0 } else { ends[i - 1] };
             if at >= range.end {
                 break;
             }
             let from = range.start.saturating_sub(at);
             let to = (range.end - at).min(part.len());
-            out.extend_from_slice(&part[from..to]);
+            out.push(part.slice(from..to));
+        }
+        Some(out)
+    }
+
+    /// The bytes of `range`, or `None` if it is not inside the object. A range
+    /// within one piece is shared with it, not copied; one across pieces is
+    /// copied together.
+    pub fn slice(&self, range: Range<u64>) -> Option<Bytes> {
+        let mut pieces = self.pieces_of(range)?;
+        if pieces.len() <= 1 {
+            return Some(pieces.pop().unwrap_or_default());
+        }
+        let mut out = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+        for p in &pieces {
+            out.extend_from_slice(p);
         }
         Some(out.freeze())
     }
@@ -121,6 +127,10 @@ mod tests {
         let shared = o.slice(1..5).unwrap();
         assert_eq!(shared.as_ptr(), a[1..].as_ptr(), "a range inside one piece points into it");
         assert_eq!(o.slice(3..16), None);
+        let pieces = o.pieces_of(4..12).unwrap();
+        assert_eq!(pieces.iter().map(|p| &p[..]).collect::<Vec<_>>(), [&b"o "[..], b"big ", b"wo"]);
+        assert_eq!(pieces[0].as_ptr(), a[4..].as_ptr(), "pieces point into the object's own buffers");
+        assert_eq!(o.pieces_of(6..6), Some(vec![]));
         #[allow(clippy::reversed_empty_ranges)]
         let inverted = o.slice(5..4);
         assert_eq!(inverted, None);
