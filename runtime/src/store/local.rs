@@ -1,31 +1,25 @@
-//! The local-directory object store (`file://`): one file per object, at
-//! `<root>/<key>`, written with exactly the syncs that make an object durable
-//! before the commit naming it is appended — and no others. It implements
-//! `object_store`'s [`ObjectStore`] itself (rather than wrapping the crate's
-//! `LocalFileSystem`) for those syncs and for its page-cache window.
+//! The local-directory object store (`file://`). Objects are records in
+//! append-only segment files (`segments.rs`: one `fdatasync` per object, no
+//! file created per object); an object is durable before its put returns,
+//! and so before the commit naming it is appended. Nobody reads an object
+//! before its commit is applied, so a crash mid-write leaves a record that no
+//! commit names (garbage), and nothing acknowledged. Objects are immutable,
+//! so only create-only puts are served; overwrites, multipart uploads and
+//! copies are `NotImplemented`.
 //!
-//! A create-only put is `open(O_CREAT | O_EXCL)` of the final path, vectored
-//! writes of the object's pieces (not copied together first), `fdatasync` of the file (its data and the size
-//! needed to read it back), then `fsync` of its directory (the new entry). A
-//! directory created on the way is synced along with its parent. Nobody reads
-//! an object before its commit is applied, and the commit is appended only
-//! after the put returns, so the object needs no staging file and no rename:
-//! a crash mid-write leaves an object that no commit names (garbage). A put
-//! that fails removes what it wrote. (`object_store`'s `LocalFileSystem`
-//! stages, `fsync`s, hard-links, `fsync`s the directory and unlinks: one more
-//! directory update per object, and full `fsync`s.) Objects are immutable, so
-//! only create-only puts are served; overwrites, multipart uploads and copies
-//! are `NotImplemented`.
+//! Directories written before segments (a file per object, at `<root>/<key>`)
+//! are still read, listed and deleted; new objects all go to segments.
 //!
-//! Reads open the file and read the range into a buffer that is not zeroed
-//! first. Only the objects written last (`--page-cache-bytes`) keep their
-//! pages in the OS page cache; see [`PageCacheWindow`]. Deletes unlink without
-//! a sync: an object deleted again after a crash is still garbage. Listing
-//! walks the directory. All file IO runs on tokio's blocking pool.
+//! Reads read the range into a buffer that is not zeroed first. Only the
+//! objects written last (`--page-cache-bytes`) keep their pages in the OS page
+//! cache; see [`PageCacheWindow`]. All file IO runs on tokio's blocking pool.
+
+mod segment_record;
+mod segments;
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -35,21 +29,22 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-
-use crate::frame_write::Pieces;
 use object_store::{
     CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
+use segments::{Located, SegmentLog, SEGMENTS_DIR};
+
 /// The name this store gives itself in `object_store` errors.
 const STORE: &str = "LocalDirStore";
 
-/// Objects as files under a root directory.
+/// Objects in segment files under a root directory.
 #[derive(Debug, Clone)]
 pub struct LocalDirStore {
     root: Arc<PathBuf>,
     url: String,
+    segments: Arc<SegmentLog>,
     window: Arc<PageCacheWindow>,
 }
 
@@ -70,52 +65,61 @@ struct PageCacheWindow {
     state: Mutex<WindowState>,
 }
 
+/// A byte range of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileRange {
+    path: PathBuf,
+    at: u64,
+    len: u64,
+}
+
 #[derive(Debug, Default)]
 struct WindowState {
-    order: VecDeque<(PathBuf, u64)>,
-    members: HashSet<PathBuf>,
+    order: VecDeque<(String, FileRange)>,
+    members: HashSet<String>,
     bytes: u64,
 }
 
 impl PageCacheWindow {
-    /// Admits a file just written; returns the files whose pages to drop now
-    /// (those that fell out of the window, or this one if it does not fit).
-    fn admit(&self, path: &Path, len: u64) -> Vec<PathBuf> {
-        if len > self.limit {
-            return vec![path.to_owned()];
+    /// Admits an object just written; returns the ranges whose pages to drop
+    /// now (those that fell out of the window, or this one if it does not fit).
+    fn admit(&self, key: &str, range: FileRange) -> Vec<FileRange> {
+        if range.len > self.limit {
+            return vec![range];
         }
         let mut st = self.state.lock().expect("page cache window lock");
-        st.order.push_back((path.to_owned(), len));
-        st.members.insert(path.to_owned());
-        st.bytes += len;
+        st.bytes += range.len;
+        st.order.push_back((key.to_owned(), range));
+        st.members.insert(key.to_owned());
         let mut out = Vec::new();
         while st.bytes > self.limit {
-            let Some((p, l)) = st.order.pop_front() else { break };
-            st.bytes -= l;
-            st.members.remove(&p);
-            out.push(p);
+            let Some((k, r)) = st.order.pop_front() else { break };
+            st.bytes -= r.len;
+            st.members.remove(&k);
+            out.push(r);
         }
         out
     }
 
-    fn contains(&self, path: &Path) -> bool {
-        self.limit > 0 && self.state.lock().expect("page cache window lock").members.contains(path)
+    fn contains(&self, key: &str) -> bool {
+        self.limit > 0 && self.state.lock().expect("page cache window lock").members.contains(key)
     }
 }
 
-/// Asks the OS to drop the cached pages of `file` (clean pages: the file was
-/// synced, or only read). Best effort.
-fn drop_cached(file: &File) {
+/// Asks the OS to drop the cached pages of `len` bytes of `file` at `at`
+/// (all of it for `len` 0): clean pages, synced or only read. Best effort.
+fn drop_cached(file: &File, at: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
+        let (Ok(at), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(len)) else { return };
         // SAFETY: posix_fadvise only takes integers; the descriptor is open for the call.
         unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+            libc::posix_fadvise(file.as_raw_fd(), at, len, libc::POSIX_FADV_DONTNEED);
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = file;
+    let _ = (file, at, len);
 }
 
 /// What a file operation failed with, for the key it was on.
@@ -179,12 +183,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl LocalDirStore {
-    /// A store rooted at `root`, an existing absolute directory, that leaves
-    /// the last `page_cache_bytes` of objects it wrote in the OS page cache.
-    pub fn new(root: PathBuf, page_cache_bytes: u64) -> Self {
+    /// The store rooted at `root`, an existing absolute directory (its
+    /// segments indexed), that leaves the last `page_cache_bytes` of objects
+    /// it wrote in the OS page cache.
+    pub fn open(root: PathBuf, page_cache_bytes: u64) -> std::io::Result<Self> {
+        let segments = SegmentLog::open(&root).map_err(std::io::Error::other)?;
         let url = format!("file://{}", root.display());
         let window = PageCacheWindow { limit: page_cache_bytes, state: Mutex::default() };
-        LocalDirStore { root: Arc::new(root), url, window: Arc::new(window) }
+        Ok(LocalDirStore { root: Arc::new(root), url, segments: Arc::new(segments), window: Arc::new(window) })
     }
 
     /// `file://<root>`.
@@ -192,13 +198,14 @@ impl LocalDirStore {
         &self.url
     }
 
-    /// The file of `key`, refusing keys that would leave the root.
+    /// The file an object written before segments has, refusing keys that
+    /// would leave the root or enter the segments' folder.
     fn path(&self, key: &str) -> Result<PathBuf, LocalError> {
         let bad = || LocalError::BadKey(key.into());
         if key.contains('\0') || key.contains('\\') {
             return Err(bad());
         }
-        if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") || key.split('/').next() == Some(SEGMENTS_DIR) {
             return Err(bad());
         }
         let rel = Path::new(key);
@@ -238,48 +245,15 @@ fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Writes every piece of `parts`, in order, with vectored writes.
-fn write_all_parts(file: &mut File, parts: &[Bytes]) -> std::io::Result<()> {
-    let mut pieces = Pieces::new(parts);
-    while !pieces.done() {
-        match file.write_vectored(&pieces.slices()) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => pieces.advance(n),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn put_blocking(root: &Path, path: &Path, key: &str, parts: &[Bytes]) -> Result<(), LocalError> {
-    let dir = path.parent().ok_or_else(|| LocalError::BadKey(key.into()))?;
-    let open = || OpenOptions::new().write(true).create_new(true).open(path);
-    let mut file = match open() {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            create_dirs_durably(root, dir).map_err(|e| io_error(key, "creating its directory", e))?;
-            open().map_err(|e| match e.kind() {
-                ErrorKind::AlreadyExists => LocalError::AlreadyExists(key.into()),
-                _ => io_error(key, "creating", e),
-            })?
-        }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(LocalError::AlreadyExists(key.into())),
-        Err(e) => return Err(io_error(key, "creating", e)),
-    };
-    let written = write_all_parts(&mut file, parts)
-        .map_err(|e| io_error(key, "writing", e))
-        .and_then(|()| file.sync_data().map_err(|e| io_error(key, "syncing", e)));
-    drop(file);
-    if let Err(e) = written {
-        // Nothing names it yet: take it away so that no half object stays behind.
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
-    sync_dir(dir).map_err(|e| {
-        let _ = std::fs::remove_file(path);
-        io_error(key, "syncing its directory", e)
-    })
+fn meta_at(location: &ObjectPath, size: u64, written_ms: u64) -> ObjectMeta {
+    let ms = i64::try_from(written_ms).unwrap_or(i64::MAX);
+    let last_modified = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    ObjectMeta { location: location.clone(), last_modified, size, e_tag: None, version: None }
 }
 
 fn meta_of(location: &ObjectPath, md: &std::fs::Metadata) -> ObjectMeta {
@@ -288,11 +262,58 @@ fn meta_of(location: &ObjectPath, md: &std::fs::Metadata) -> ObjectMeta {
     ObjectMeta { location: location.clone(), last_modified, size: md.len(), e_tag: None, version: None }
 }
 
-fn get_blocking(
-    path: &Path,
+/// The byte range `options` asks for of an object of `size` bytes.
+fn range_of(options: &GetOptions, size: u64) -> object_store::Result<std::ops::Range<u64>> {
+    match &options.range {
+        Some(r) => r.as_range(size).map_err(|e| object_store::Error::Generic { store: STORE, source: Box::new(e) }),
+        None => Ok(0..size),
+    }
+}
+
+/// A buffer of `range.end - range.start` bytes, or the error for a range too large.
+fn buffer_for(key: &str, range: &std::ops::Range<u64>) -> Result<Vec<u8>, LocalError> {
+    let len = usize::try_from(range.end - range.start)
+        .map_err(|_| LocalError::TooLarge { key: key.into(), start: range.start, end: range.end })?;
+    Ok(Vec::with_capacity(len))
+}
+
+/// Reads the asked-for part of an object in a segment.
+fn get_segment_blocking(
+    found: &Located,
     location: &ObjectPath,
     options: &GetOptions,
     keep_cached: bool,
+) -> object_store::Result<(ObjectMeta, std::ops::Range<u64>, Bytes)> {
+    let key = location.as_ref();
+    let meta = meta_at(location, found.len, found.written_ms);
+    options.check_preconditions(&meta)?;
+    let range = range_of(options, meta.size)?;
+    if options.head {
+        return Ok((meta, range, Bytes::new()));
+    }
+    let file = match File::open(&found.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(LocalError::NotFound(key.into()).into()),
+        Err(e) => return Err(io_error(key, "opening its segment", e).into()),
+    };
+    let mut buf = buffer_for(key, &range)?;
+    let at = found.data_at + range.start;
+    let len = range.end - range.start;
+    (&file).seek(SeekFrom::Start(at)).map_err(|e| io_error(key, "seeking", e))?;
+    // read_to_end fills the spare capacity without zeroing it first.
+    (&file).take(len).read_to_end(&mut buf).map_err(|e| io_error(key, "reading", e))?;
+    if !keep_cached {
+        drop_cached(&file, at, len);
+    }
+    let got = range.start..range.start + buf.len() as u64;
+    Ok((meta, got, Bytes::from(buf)))
+}
+
+/// Reads the asked-for part of an object written before segments, from its own file.
+fn get_file_blocking(
+    path: &Path,
+    location: &ObjectPath,
+    options: &GetOptions,
 ) -> object_store::Result<(ObjectMeta, std::ops::Range<u64>, Bytes)> {
     let key = location.as_ref();
     let mut file = match File::open(path) {
@@ -303,45 +324,40 @@ fn get_blocking(
     let md = file.metadata().map_err(|e| io_error(key, "reading its metadata", e))?;
     let meta = meta_of(location, &md);
     options.check_preconditions(&meta)?;
-    let range = match &options.range {
-        Some(r) => r.as_range(meta.size).map_err(|e| object_store::Error::Generic { store: STORE, source: Box::new(e) })?,
-        None => 0..meta.size,
-    };
+    let range = range_of(options, meta.size)?;
     if options.head {
         return Ok((meta, range, Bytes::new()));
     }
-    let want = range.end - range.start;
-    let len = usize::try_from(want).map_err(|_| LocalError::TooLarge { key: key.into(), start: range.start, end: range.end })?;
+    let mut buf = buffer_for(key, &range)?;
     file.seek(SeekFrom::Start(range.start)).map_err(|e| io_error(key, "seeking", e))?;
-    // read_to_end fills the spare capacity without zeroing it first.
-    let mut buf = Vec::with_capacity(len);
-    (&mut file).take(want).read_to_end(&mut buf).map_err(|e| io_error(key, "reading", e))?;
-    if !keep_cached {
-        drop_cached(&file);
-    }
+    (&mut file).take(range.end - range.start).read_to_end(&mut buf).map_err(|e| io_error(key, "reading", e))?;
+    drop_cached(&file, 0, 0);
     // A file shorter than its metadata said (truncated meanwhile) gives a short
     // answer, which the caller sees by its length.
     let got = range.start..range.start + buf.len() as u64;
     Ok((meta, got, Bytes::from(buf)))
 }
 
-/// Every object under `dir` (a directory below `root`), sorted by key.
-fn list_blocking(root: &Path, dir: &Path) -> Result<Vec<ObjectMeta>, LocalError> {
+/// Every object file under `dir` (a directory below `root`) written before
+/// segments, sorted by key.
+fn list_files_blocking(root: &Path, dir: &Path) -> Result<Vec<ObjectMeta>, LocalError> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_owned()];
+    let segments = root.join(SEGMENTS_DIR);
     while let Some(d) = todo.pop() {
         let entries = match std::fs::read_dir(&d) {
             Ok(e) => e,
-            // Nothing there, or an object: a prefix matches whole path segments below it.
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => continue,
             Err(e) => return Err(io_error(&d.display().to_string(), "listing", e)),
         };
         for entry in entries {
             let entry = entry.map_err(|e| io_error(&d.display().to_string(), "listing", e))?;
             let path = entry.path();
+            if path == segments {
+                continue;
+            }
             let md = match entry.metadata() {
                 Ok(md) => md,
-                // Deleted while we listed.
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_error(&path.display().to_string(), "listing", e)),
             };
@@ -349,14 +365,12 @@ fn list_blocking(root: &Path, dir: &Path) -> Result<Vec<ObjectMeta>, LocalError>
                 todo.push(path);
                 continue;
             }
-            // Files whose names are no object key (not ours) are left out.
             let key = path.strip_prefix(root).ok().and_then(|rel| rel.to_str()).and_then(|k| ObjectPath::parse(k).ok());
             if let Some(location) = key {
                 out.push(meta_of(&location, &md));
             }
         }
     }
-    out.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(out)
 }
 
@@ -376,15 +390,19 @@ impl ObjectStore for LocalDirStore {
             return Err(not_implemented("put_opts with attributes"));
         }
         let key = location.to_string();
-        let path = self.path(&key)?;
-        let root = self.root.clone();
+        let old_file = self.path(&key)?;
+        let segments = self.segments.clone();
         let window = self.window.clone();
         blocking(&key.clone(), "object write", move || {
+            if old_file.exists() {
+                return Err(LocalError::AlreadyExists(key));
+            }
             let parts: Vec<Bytes> = payload.iter().cloned().collect();
-            put_blocking(&root, &path, &key, &parts)?;
-            for old in window.admit(&path, payload.content_length() as u64) {
-                if let Ok(f) = File::open(&old) {
-                    drop_cached(&f);
+            let put = segments.put(&key, &parts, now_ms())?;
+            let range = FileRange { path: put.path, at: put.data_at, len: put.len };
+            for old in window.admit(&key, range) {
+                if let Ok(f) = File::open(&old.path) {
+                    drop_cached(&f, old.at, old.len);
                 }
             }
             Ok(())
@@ -403,13 +421,16 @@ impl ObjectStore for LocalDirStore {
 
     async fn get_opts(&self, location: &ObjectPath, options: GetOptions) -> object_store::Result<GetResult> {
         let key = location.to_string();
-        let path = self.path(&key)?;
-        let keep_cached = self.window.contains(&path);
+        let old_file = self.path(&key)?;
+        let keep_cached = self.window.contains(&key);
+        let segments = self.segments.clone();
         let location = location.clone();
-        let (meta, range, bytes) =
-            tokio::task::spawn_blocking(move || get_blocking(&path, &location, &options, keep_cached))
-                .await
-                .map_err(|e| LocalError::Task { key, what: "object read", reason: e.to_string() })??;
+        let (meta, range, bytes) = tokio::task::spawn_blocking(move || match segments.locate(location.as_ref())? {
+            Some(found) => get_segment_blocking(&found, &location, &options, keep_cached),
+            None => get_file_blocking(&old_file, &location, &options),
+        })
+        .await
+        .map_err(|e| LocalError::Task { key, what: "object read", reason: e.to_string() })??;
         let payload = futures_util::stream::once(futures_util::future::ready(Ok(bytes))).boxed();
         Ok(GetResult {
             payload: GetResultPayload::Stream(payload),
@@ -430,11 +451,16 @@ impl ObjectStore for LocalDirStore {
                 let store = store.clone();
                 async move {
                     let key = location.to_string();
-                    let path = store.path(&key)?;
-                    blocking(&key.clone(), "object delete", move || match std::fs::remove_file(&path) {
-                        // Like S3: deleting what is not there succeeds.
-                        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(&key, "deleting", e)),
-                        _ => Ok(()),
+                    let old_file = store.path(&key)?;
+                    let segments = store.segments.clone();
+                    blocking(&key.clone(), "object delete", move || {
+                        if segments.delete(&key)? {
+                            return Ok(());
+                        }
+                        match std::fs::remove_file(&old_file) {
+                            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(&key, "deleting", e)),
+                            _ => Ok(()),
+                        }
                     })
                     .await?;
                     Ok(location)
@@ -445,13 +471,27 @@ impl ObjectStore for LocalDirStore {
 
     fn list(&self, prefix: Option<&ObjectPath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let root = self.root.clone();
-        let dir = match prefix.map(|p| p.to_string()).filter(|p| !p.is_empty()) {
+        let prefix = prefix.map(|p| p.to_string()).filter(|p| !p.is_empty());
+        let dir = match &prefix {
             None => Ok(root.as_ref().clone()),
-            Some(p) => self.path(&p),
+            Some(p) => self.path(p),
         };
+        let segments = self.segments.clone();
         let listed = async move {
             let dir = dir?;
-            let metas = blocking("(listing)", "list", move || list_blocking(&root, &dir)).await?;
+            let metas = blocking("(listing)", "list", move || {
+                // object_store prefixes are whole path segments: "a/b" lists "a/b/...".
+                let key_prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+                let mut metas: Vec<ObjectMeta> = segments
+                    .list(&key_prefix)?
+                    .into_iter()
+                    .filter_map(|(key, len, ms)| ObjectPath::parse(&key).ok().map(|loc| meta_at(&loc, len, ms)))
+                    .collect();
+                metas.extend(list_files_blocking(&root, &dir)?);
+                metas.sort_by(|a, b| a.location.cmp(&b.location));
+                Ok(metas)
+            })
+            .await?;
             Ok::<_, object_store::Error>(futures_util::stream::iter(metas.into_iter().map(Ok)))
         };
         futures_util::stream::once(listed).try_flatten().boxed()
@@ -478,7 +518,7 @@ mod tests {
     #[tokio::test]
     async fn create_only_puts_ranged_reads_head_list_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalDirStore::new(dir.path().to_owned(), 1 << 20);
+        let store = LocalDirStore::open(dir.path().to_owned(), 1 << 20).unwrap();
         let create = || PutOptions::from(PutMode::Create);
         store.put_opts(&p("objects/ab/o-1"), Bytes::from_static(b"hello world").into(), create()).await.unwrap();
         let again = store.put_opts(&p("objects/ab/o-1"), Bytes::from_static(b"x").into(), create()).await;
@@ -490,11 +530,9 @@ mod tests {
         assert_eq!(&store.get(&p("objects/ab/o-1")).await.unwrap().bytes().await.unwrap()[..], b"hello world");
         assert_eq!(store.head(&p("objects/ab/o-1")).await.unwrap().size, 11);
         assert!(matches!(store.get_range(&p("objects/ab/none"), 0..1).await, Err(object_store::Error::NotFound { .. })));
-        assert_eq!(std::fs::read(dir.path().join("objects/ab/o-1")).unwrap(), b"hello world");
-        // Nothing but the object itself in its directory (no staging files left).
-        let names: Vec<_> =
-            std::fs::read_dir(dir.path().join("objects/ab")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("o-1")]);
+        // No file per object: only the segments' folder.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(SEGMENTS_DIR)]);
 
         store.put_opts(&p("objects/cd/o-2"), Bytes::from_static(b"2").into(), create()).await.unwrap();
         store.put_opts(&p("snapshots/7"), Bytes::from_static(b"s").into(), create()).await.unwrap();
@@ -509,25 +547,48 @@ mod tests {
 
         let overwrite = store.put(&p("objects/cd/o-2"), Bytes::from_static(b"x").into()).await;
         assert!(matches!(overwrite, Err(object_store::Error::NotImplemented { .. })), "{overwrite:?}");
-        assert_eq!(std::fs::read(dir.path().join("objects/cd/o-2")).unwrap(), b"2");
+        assert_eq!(&store.get(&p("objects/cd/o-2")).await.unwrap().bytes().await.unwrap()[..], b"2");
+
+        // A reopened store has every object but the deleted one.
+        drop(store);
+        let store = LocalDirStore::open(dir.path().to_owned(), 1 << 20).unwrap();
+        let listed: Vec<_> = store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
+        assert_eq!(listed, vec!["objects/cd/o-2".to_string(), "snapshots/7".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn objects_written_a_file_each_before_segments_are_still_served() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("objects/ab")).unwrap();
+        std::fs::write(dir.path().join("objects/ab/old"), b"from before").unwrap();
+        let store = LocalDirStore::open(dir.path().to_owned(), 1 << 20).unwrap();
+        store.put_opts(&p("objects/ab/new"), Bytes::from_static(b"segment").into(), PutMode::Create.into()).await.unwrap();
+        assert_eq!(&store.get_range(&p("objects/ab/old"), 5..11).await.unwrap()[..], b"before");
+        let again = store.put_opts(&p("objects/ab/old"), Bytes::from_static(b"x").into(), PutMode::Create.into()).await;
+        assert!(matches!(again, Err(object_store::Error::AlreadyExists { .. })), "{again:?}");
+        let listed: Vec<_> = store.list(Some(&p("objects"))).map_ok(|m| (m.location.to_string(), m.size)).try_collect().await.unwrap();
+        assert_eq!(listed, vec![("objects/ab/new".to_string(), 7), ("objects/ab/old".to_string(), 11)]);
+        store.delete(&p("objects/ab/old")).await.unwrap();
+        assert!(!dir.path().join("objects/ab/old").exists());
+        assert!(matches!(store.head(&p("objects/ab/old")).await, Err(object_store::Error::NotFound { .. })));
     }
 
     #[tokio::test]
     async fn an_object_put_in_many_pieces_is_written_whole_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalDirStore::new(dir.path().to_owned(), 1 << 20);
+        let store = LocalDirStore::open(dir.path().to_owned(), 1 << 20).unwrap();
         // More pieces than one vectored write takes, some empty, of many sizes.
         let pieces: Vec<Bytes> = (0..300u32).map(|i| Bytes::from(vec![(i % 251) as u8; (i as usize * 37) % 1000])).collect();
         let want: Vec<u8> = pieces.iter().flat_map(|b| b.iter().copied()).collect();
         store.put_opts(&p("objects/ab/many"), PutPayload::from_iter(pieces), PutMode::Create.into()).await.unwrap();
-        assert_eq!(std::fs::read(dir.path().join("objects/ab/many")).unwrap(), want);
+        assert_eq!(store.get(&p("objects/ab/many")).await.unwrap().bytes().await.unwrap().to_vec(), want);
     }
 
     #[tokio::test]
     async fn keys_that_would_leave_the_root_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalDirStore::new(dir.path().join("root"), 1 << 20);
-        for bad in ["", "/etc/passwd", "../x", "objects/../../x", "a//b", "a/./b", "a/", "a\\b"] {
+        let store = LocalDirStore::open(dir.path().join("root"), 1 << 20).unwrap();
+        for bad in ["", "/etc/passwd", "../x", "objects/../../x", "a//b", "a/./b", "a/", "a\\b", "segments/x.seg"] {
             assert!(matches!(store.path(bad), Err(LocalError::BadKey(_))), "{bad:?}");
         }
         // object_store's own paths escape such segments rather than follow them.

@@ -2,7 +2,7 @@
 //!
 //! The seam is the `object_store` crate's [`ObjectStore`] trait: every store
 //! the broker can use implements it — [`LocalDirStore`] (`file://`, a local
-//! directory written with the fewest syncs that make an object durable),
+//! directory: objects appended to segment files, one sync each),
 //! [`MemoryStore`] (`memory://`, objects kept in the pieces they were put with), its `AmazonS3` (`s3://`, in real
 //! builds; not under the simulator) and the simulator's store.
 //! [`ObjectStoreBackend`] wraps any of them as the two operations the broker
@@ -259,7 +259,7 @@ impl ObjectStoreBackend {
             let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
             return Err(OpenStoreError::Dir { dir: dir.into(), source });
         }
-        let store = LocalDirStore::new(abs, page_cache_bytes);
+        let store = LocalDirStore::open(abs, page_cache_bytes).map_err(|source| OpenStoreError::Dir { dir: dir.into(), source })?;
         let url = store.url().to_owned();
         Ok(Self::new(Arc::new(store), url))
     }
@@ -374,7 +374,9 @@ mod tests {
         assert_eq!(&store.get_range("ab/object-1", 6..11).await.unwrap()[..], b"world");
         assert!(matches!(store.get_range("ab/object-1", 6..12).await, Err(StoreError::Short { got: 5, .. })));
         assert!(matches!(store.get_range("ab/missing", 0..1).await, Err(StoreError::NotFound(_))));
-        assert!(dir.path().join("objects/ab/object-1").exists());
+        // In a segment of the directory, not a file of its own.
+        assert!(!dir.path().join("objects/ab/object-1").exists());
+        assert_eq!(std::fs::read_dir(dir.path().join("objects/segments")).unwrap().count(), 1);
     }
 
     #[tokio::test]
