@@ -87,8 +87,23 @@ def test_retention_ms_and_bytes_move_the_log_start(new_broker):
 
 
 def object_files(data_dir) -> list:
-    """The broker's object files (keys objects/XX/...; the sequencer log lives elsewhere)."""
-    return sorted(p for p in data_dir.rglob("*") if p.is_file() and p.parent.parent.name == "objects")
+    """The keys of the broker's live objects (objects/XX/...), read from its
+    segment files the way the broker reads them back at start: a 32-byte
+    header (magic b"SSG1", state byte 1 = live, data length u64 at 8, key
+    length u16 at 24), the key, the data; a header that does not parse ends
+    the segment."""
+    keys = []
+    for seg in sorted((data_dir / "segments").glob("*.seg")):
+        raw = seg.read_bytes()
+        at = 0
+        while at + 32 <= len(raw) and raw[at:at + 4] == b"SSG1":
+            data_len = int.from_bytes(raw[at + 8:at + 16], "little")
+            key_len = int.from_bytes(raw[at + 24:at + 26], "little")
+            key = raw[at + 32:at + 32 + key_len].decode()
+            if raw[at + 4] == 1 and key.startswith("objects/"):
+                keys.append(key)
+            at += 32 + key_len + data_len
+    return sorted(keys)
 
 
 def test_objects_retention_freed_are_deleted_by_the_object_gc(new_broker):

@@ -562,8 +562,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = SegmentLog::open(dir.path()).unwrap();
         let big = Bytes::from(vec![1u8; (SEGMENT_BYTES / 2) as usize]);
-        log.put("objects/a/1", &[big.clone()], 1).unwrap();
-        log.put("objects/a/2", &[big.clone()], 1).unwrap(); // seals the first segment
+        log.put("objects/a/1", std::slice::from_ref(&big), 1).unwrap();
+        log.put("objects/a/2", std::slice::from_ref(&big), 1).unwrap(); // seals the first segment
         log.put("objects/a/3", &[b("x")], 1).unwrap();
         assert_eq!(segment_files(dir.path()).len(), 2);
         // Deleting the first object frees its blocks; the segment stays for the second.
