@@ -99,12 +99,14 @@ pub struct ServeArgs {
 
     /// Directory for this broker's local state: the embedded sequencer's log
     /// (<data-dir>/log) and, unless --objects says otherwise, the object store
-    /// (objects land in <data-dir>/objects/). Created if missing.
+    /// (objects are appended to segment files in <data-dir>/segments/).
+    /// Created if missing.
     #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
     pub data_dir: PathBuf,
 
     /// Where record data is kept, like a bucket: file:///some/dir (a local
-    /// directory, written with fsync; objects go under objects/ in it),
+    /// directory: objects are appended to segment files in segments/ in it,
+    /// one fsync each),
     /// s3://BUCKET/PREFIX (AWS S3 or an S3-compatible store: see the --s3-*
     /// flags) or memory:// (lost at exit; tests only). Default: file://<data-dir>.
     #[arg(long, env = "STRATA_OBJECTS")]

@@ -400,9 +400,14 @@ impl ObjectStore for LocalDirStore {
             let parts: Vec<Bytes> = payload.iter().cloned().collect();
             let put = segments.put(&key, &parts, now_ms())?;
             let range = FileRange { path: put.path, at: put.data_at, len: put.len };
+            // Ranges come in write order, so mostly from the same segment: open it once.
+            let mut open: Option<(PathBuf, File)> = None;
             for old in window.admit(&key, range) {
-                if let Ok(f) = File::open(&old.path) {
-                    drop_cached(&f, old.at, old.len);
+                if open.as_ref().is_none_or(|(p, _)| *p != old.path) {
+                    open = File::open(&old.path).ok().map(|f| (old.path.clone(), f));
+                }
+                if let Some((_, f)) = &open {
+                    drop_cached(f, old.at, old.len);
                 }
             }
             Ok(())
@@ -571,6 +576,22 @@ mod tests {
         store.delete(&p("objects/ab/old")).await.unwrap();
         assert!(!dir.path().join("objects/ab/old").exists());
         assert!(matches!(store.head(&p("objects/ab/old")).await, Err(object_store::Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn the_page_cache_window_drops_the_oldest_ranges_past_its_limit() {
+        let w = PageCacheWindow { limit: 100, state: Mutex::default() };
+        let r = |at: u64, len: u64| FileRange { path: PathBuf::from("seg"), at, len };
+        assert!(w.admit("a", r(0, 60)).is_empty());
+        assert!(w.admit("b", r(60, 40)).is_empty());
+        assert_eq!(w.admit("c", r(100, 30)), vec![r(0, 60)]);
+        assert!(!w.contains("a") && w.contains("b") && w.contains("c"));
+        // An object larger than the window is dropped at once and not admitted.
+        assert_eq!(w.admit("big", r(130, 101)), vec![r(130, 101)]);
+        assert!(!w.contains("big") && w.contains("b"));
+        let off = PageCacheWindow { limit: 0, state: Mutex::default() };
+        assert_eq!(off.admit("a", r(0, 1)), vec![r(0, 1)]);
+        assert!(!off.contains("a"));
     }
 
     #[tokio::test]
