@@ -251,14 +251,15 @@ impl SegmentLog {
         };
         let started = std::time::Instant::now();
         log.refresh()?;
-        let (removable, trimmable): (Vec<(u64, PathBuf)>, Vec<(PathBuf, u64)>) = {
-            let st = log.state.lock().expect("segment state lock");
-            let segs = || st.segments.iter();
-            (
-                segs().filter(|(_, s)| s.records > 0 && s.live == 0).map(|(id, s)| (*id, s.path.clone())).collect(),
-                segs().filter(|(_, s)| s.live > 0).map(|(_, s)| (s.path.clone(), s.scanned_to)).collect(),
-            )
-        };
+        let mut removable = Vec::new();
+        let mut trimmable = Vec::new();
+        for (id, s) in log.state.lock().expect("segment state lock").segments.iter() {
+            if s.records > 0 && s.live == 0 {
+                removable.push((*id, s.path.clone()));
+            } else if s.live > 0 {
+                trimmable.push((s.path.clone(), s.scanned_to));
+            }
+        }
         for (path, end) in trimmable {
             trim_if_unlocked(&path, end);
         }
