@@ -256,7 +256,8 @@ impl SegmentLog {
         for (id, s) in log.state.lock().expect("segment state lock").segments.iter() {
             if s.records > 0 && s.live == 0 {
                 removable.push((*id, s.path.clone()));
-            } else if s.live > 0 {
+            } else {
+                // Not removed without records: its writer may be between creating and locking it.
                 trimmable.push((s.path.clone(), s.scanned_to));
             }
         }
@@ -649,6 +650,22 @@ mod tests {
             assert_eq!(read(&log.locate("objects/b/3").unwrap().unwrap()), b"after");
             assert!(log.delete("objects/b/3").unwrap());
         }
+    }
+
+    #[test]
+    fn a_segment_left_without_a_whole_record_gives_its_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SegmentLog::open(dir.path()).unwrap();
+        log.put("objects/a/1", &[Bytes::from(vec![1u8; 5000])], 1).unwrap();
+        drop(log);
+        // As if the process died while writing its first record.
+        let seg = segment_files(dir.path()).pop().unwrap();
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.write_all_at(&[0xff; 8], 0).unwrap();
+        drop(f);
+        let log = SegmentLog::open(dir.path()).unwrap();
+        assert!(log.locate("objects/a/1").unwrap().is_none());
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), 0, "cut back from {SEGMENT_BYTES} preallocated bytes");
     }
 
     #[test]
