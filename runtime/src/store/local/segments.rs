@@ -215,19 +215,39 @@ fn preallocate(file: &File, len: u64) {
 }
 
 /// Cuts a segment nobody writes any more back to the end of its last whole
-/// record: its preallocated zeros, or a torn record that was never acknowledged.
-fn trim_if_unlocked(path: &Path, end: u64) {
-    let Ok(file) = OpenOptions::new().write(true).open(path) else { return };
-    if try_lock(&file) && file.metadata().is_ok_and(|m| m.len() > end) {
-        let _ = file.set_len(end);
+/// record: its preallocated zeros, or a torn record that was never
+/// acknowledged. `from` is where our index stopped reading it; the end is
+/// found again under the lock, as its writer may have appended since.
+fn trim_if_unlocked(path: &Path, from: u64) {
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else { return };
+    if !try_lock(&file) {
+        return;
+    }
+    let Ok(len) = file.metadata().map(|m| m.len()) else { return };
+    if let Ok((_, end)) = scan(&file, from, len) {
+        if len > end {
+            let _ = file.set_len(end);
+        }
     }
 }
 
-/// Removes the segment at `path` if no process holds it open to append.
-fn remove_if_unlocked(path: &Path) -> bool {
+/// Removes the segment at `path` if no process holds it open to append and
+/// it holds no live record our index lacks: past `unindexed_from`, where our
+/// index stopped reading another writer's segment (`None`: ours, all indexed).
+fn remove_if_unlocked(path: &Path, unindexed_from: Option<u64>) -> bool {
     let Ok(file) = File::open(path) else { return false };
     // Unlinked while we hold the lock, so no writer can be starting on it.
-    try_lock(&file) && std::fs::remove_file(path).is_ok()
+    if !try_lock(&file) {
+        return false;
+    }
+    if let Some(from) = unindexed_from {
+        let len = file.metadata().map(|m| m.len());
+        let found = len.and_then(|len| scan(&file, from, len));
+        if !found.is_ok_and(|(records, _)| records.iter().all(|r| !r.header.live)) {
+            return false;
+        }
+    }
+    std::fs::remove_file(path).is_ok()
 }
 
 impl SegmentLog {
@@ -255,7 +275,7 @@ impl SegmentLog {
         let mut trimmable = Vec::new();
         for (id, s) in log.state.lock().expect("segment state lock").segments.iter() {
             if s.records > 0 && s.live == 0 {
-                removable.push((*id, s.path.clone()));
+                removable.push((*id, s.path.clone(), s.scanned_to));
             } else {
                 // Not removed without records: its writer may be between creating and locking it.
                 trimmable.push((s.path.clone(), s.scanned_to));
@@ -265,8 +285,8 @@ impl SegmentLog {
             trim_if_unlocked(&path, end);
         }
         let mut removed = 0;
-        for (id, path) in removable {
-            if remove_if_unlocked(&path) {
+        for (id, path, scanned_to) in removable {
+            if remove_if_unlocked(&path, Some(scanned_to)) {
                 log.forget(id);
                 removed += 1;
             }
@@ -449,9 +469,10 @@ impl SegmentLog {
             let Some(loc) = st.index.remove(key) else { return Ok(false) };
             let Some(seg) = st.segments.get_mut(&loc.seg) else { return Ok(true) };
             seg.live = seg.live.saturating_sub(1);
-            (loc, seg.path.clone(), seg.live == 0 && !seg.writing)
+            let emptied = (seg.live == 0 && !seg.writing).then_some((!seg.ours).then_some(seg.scanned_to));
+            (loc, seg.path.clone(), emptied)
         };
-        if emptied && remove_if_unlocked(&path) {
+        if emptied.is_some_and(|unindexed_from| remove_if_unlocked(&path, unindexed_from)) {
             self.forget(loc.seg);
             return Ok(true);
         }
@@ -650,6 +671,25 @@ mod tests {
             assert_eq!(read(&log.locate("objects/b/3").unwrap().unwrap()), b"after");
             assert!(log.delete("objects/b/3").unwrap());
         }
+    }
+
+    #[test]
+    fn a_segment_another_writer_appended_to_since_our_look_is_neither_removed_nor_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SegmentLog::open(dir.path()).unwrap();
+        a.put("objects/a/1", &[b("one")], 1).unwrap();
+        let b2 = SegmentLog::open(dir.path()).unwrap();
+        // a appends after b's look, then stops writing (its lock goes).
+        a.put("objects/a/2", &[b("two")], 2).unwrap();
+        drop(a);
+        // To b the segment now looks emptied; its last record must survive.
+        b2.delete("objects/a/1").unwrap();
+        assert_eq!(segment_files(dir.path()).len(), 1);
+        assert_eq!(read(&b2.locate("objects/a/2").unwrap().unwrap()), b"two");
+        drop(b2);
+        let c = SegmentLog::open(dir.path()).unwrap();
+        assert_eq!(c.list("").unwrap(), vec![("objects/a/2".to_string(), 3, 2)]);
+        assert_eq!(read(&c.locate("objects/a/2").unwrap().unwrap()), b"two");
     }
 
     #[test]
