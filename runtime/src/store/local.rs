@@ -430,9 +430,18 @@ impl ObjectStore for LocalDirStore {
         let keep_cached = self.window.contains(&key);
         let segments = self.segments.clone();
         let location = location.clone();
-        let (meta, range, bytes) = tokio::task::spawn_blocking(move || match segments.locate(location.as_ref())? {
-            Some(found) => get_segment_blocking(&found, &location, &options, keep_cached),
-            None => get_file_blocking(&old_file, &location, &options),
+        let (meta, range, bytes) = tokio::task::spawn_blocking(move || {
+            // A key neither indexed nor an old file may be another writer's
+            // newest: only then read what other writers appended (`locate`).
+            let found = match segments.lookup(location.as_ref()) {
+                Some(found) => Some(found),
+                None if old_file.exists() => None,
+                None => segments.locate(location.as_ref())?,
+            };
+            match found {
+                Some(found) => get_segment_blocking(&found, &location, &options, keep_cached),
+                None => get_file_blocking(&old_file, &location, &options),
+            }
         })
         .await
         .map_err(|e| LocalError::Task { key, what: "object read", reason: e.to_string() })??;

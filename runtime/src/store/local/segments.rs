@@ -385,8 +385,10 @@ impl SegmentLog {
             w.active = None;
             self.set_writing(seg, false);
         }
-        let path = self.state.lock().expect("segment state lock").segments.get(&seg).map(|s| s.path.clone());
-        Ok((file, seg, at, path.unwrap_or_default()))
+        let st = self.state.lock().expect("segment state lock");
+        // Registered by start_segment; only forgotten once emptied and unlocked, and we hold its lock.
+        let path = st.segments.get(&seg).map(|s| s.path.clone()).expect("the segment being written is registered");
+        Ok((file, seg, at, path))
     }
 
     /// Creates, locks and durably names a new segment file.
@@ -443,7 +445,8 @@ impl SegmentLog {
         Ok(self.lookup(key))
     }
 
-    fn lookup(&self, key: &str) -> Option<Located> {
+    /// Where `key`'s object is, if this process has indexed it.
+    pub fn lookup(&self, key: &str) -> Option<Located> {
         let st = self.state.lock().expect("segment state lock");
         let loc = st.index.get(key)?;
         let seg = st.segments.get(&loc.seg)?;
